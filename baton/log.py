@@ -1,0 +1,58 @@
+"""Structured logging set up once per process (structlog; text, logfmt or JSON to stderr)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+LOG_FORMATS = ("text", "terminal", "logfmt", "json")
+LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "crit")
+
+_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "crit": logging.CRITICAL,
+}
+
+
+def setup_logging(fmt: str = "text", level: str = "info") -> None:
+    """Configure structlog (and stdlib logging, for libraries) to write one line per event to stderr."""
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"unknown log format {fmt!r} (expected one of {', '.join(LOG_FORMATS)})")
+    if level.lower() not in _LEVELS:
+        raise ValueError(f"unknown log level {level!r} (expected one of {', '.join(LOG_LEVELS)})")
+    lvl = _LEVELS[level.lower()]
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    elif fmt == "logfmt":
+        renderer = structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"])
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries (py-libp2p, httpx) log through stdlib logging; keep them quiet unless debugging.
+    logging.basicConfig(stream=sys.stderr, level=max(lvl, logging.WARNING))
+
+
+def get_logger(name: str) -> Any:
+    """Return a structlog logger bound with the component name."""
+    return structlog.get_logger(component=name)
