@@ -22,6 +22,17 @@ _LEVELS = {
 }
 
 
+def _op_keys(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Rename structlog's keys to the ones OP services emit (`t`, `lvl`, `msg`), for log pipelines."""
+    out: dict[str, Any] = {
+        "t": event.pop("timestamp", None),
+        "lvl": event.pop("level", None),
+        "msg": event.pop("event", None),
+    }
+    out.update(event)
+    return out
+
+
 def setup_logging(fmt: str = "text", level: str = "info") -> None:
     """Configure structlog (and stdlib logging, for libraries) to write one line per event to stderr."""
     if fmt not in LOG_FORMATS:
@@ -29,22 +40,21 @@ def setup_logging(fmt: str = "text", level: str = "info") -> None:
     if level.lower() not in _LEVELS:
         raise ValueError(f"unknown log level {level!r} (expected one of {', '.join(LOG_LEVELS)})")
     lvl = _LEVELS[level.lower()]
-    renderer: Any
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+    ]
     if fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
+        processors += [_op_keys, structlog.processors.JSONRenderer()]
     elif fmt == "logfmt":
-        renderer = structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"])
+        processors += [_op_keys, structlog.processors.LogfmtRenderer(key_order=["t", "lvl", "msg"])]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        processors.append(structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,

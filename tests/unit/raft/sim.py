@@ -1,0 +1,577 @@
+"""Deterministic simulation of an in-memory RaftCore cluster.
+
+A seeded scheduler with simulated time drives several `RaftCore`s. The network
+delays, drops, duplicates and reorders messages (all of them round-trip through the
+binary codec) and can be partitioned; nodes crash and restart from their simulated
+disk, which holds only what a Ready asked to persist (a node crashes between its
+steps, before its pending Ready is persisted, or between persist and send).
+Clients propose continuously; the fault schedule changes membership, transfers
+leadership and issues read-index requests.
+
+After every event the checker asserts: at most one leader per term, log matching
+(same index+term => same entry and same predecessor term, checked on every persisted
+append), leader completeness (every committed entry is in every leader's log),
+state-machine safety (no two nodes apply different entries at one index, snapshot
+contents match), applied index never goes backwards within a node's lifetime, reads
+return an index >= everything committed before they were asked. At the end it heals
+everything and checks liveness: a leader commits a new entry, every member applies
+it, and acknowledged proposals (committed and applied on their leader) survive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from conductor.raft.core import RaftCore
+from conductor.raft.messages import Message, decode_message, encode_message
+from conductor.raft.types import (
+    ConfigurationChangedError,
+    Entry,
+    EntryKind,
+    HardState,
+    RaftConfig,
+    RaftError,
+    Ready,
+    RestoredState,
+    Role,
+    Server,
+    Snapshot,
+    Suffrage,
+)
+
+SIM_CONFIG = RaftConfig(
+    heartbeat_interval=0.05,
+    election_timeout=0.3,
+    lease_timeout=0.15,
+    max_append_entries=8,
+    max_inflight=4,
+    max_batch_bytes=2048,
+    snapshot_threshold=30,
+    trailing_logs=10,
+)
+
+CoreFactory = Callable[[str, RaftConfig, RestoredState, random.Random, float], RaftCore]
+
+
+class SafetyViolation(AssertionError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    name: str
+    partitions: bool = False
+    crashes: bool = False
+    membership: bool = False
+    transfers: bool = False
+    reads: bool = True
+    drop: float = 0.02
+    dup: float = 0.02
+    bootstrap_all: bool = True
+
+
+MIXES: tuple[Mix, ...] = (
+    Mix("lossy", drop=0.1, dup=0.05),
+    Mix("partitions", partitions=True),
+    Mix("crashes", crashes=True),
+    Mix("membership", membership=True, bootstrap_all=False),
+    Mix("transfers", transfers=True, partitions=True),
+    Mix("chaos", partitions=True, crashes=True, membership=True, transfers=True),
+)
+
+
+class Disk:
+    """A node's durable state: exactly what Readies asked to persist."""
+
+    def __init__(self) -> None:
+        self.hard_state = HardState(0, None, 0)
+        self.snapshot: Snapshot | None = None
+        self.entries: list[Entry] = []
+
+    def persist(self, rd: Ready) -> None:
+        if rd.snapshot_to_save is not None:
+            self.snapshot = rd.snapshot_to_save
+        if rd.compact_to is not None:
+            self.entries = [e for e in self.entries if e.index > rd.compact_to]
+        if rd.truncate_from is not None:
+            self.entries = [e for e in self.entries if e.index < rd.truncate_from]
+        for e in rd.entries_to_append:
+            expect = self.entries[-1].index + 1 if self.entries else (self.snapshot.meta.index + 1 if self.snapshot else 1)
+            if e.index != expect:
+                raise SafetyViolation(f"non-contiguous persisted append: {e.index}, expected {expect}")
+            self.entries.append(e)
+        if rd.hard_state is not None:
+            self.hard_state = rd.hard_state
+
+    def term_before(self, pos: int) -> int | None:
+        if pos > 0:
+            return self.entries[pos - 1].term
+        e = self.entries[pos]
+        if e.index == 1:
+            return 0
+        if self.snapshot is not None and self.snapshot.meta.index == e.index - 1:
+            return self.snapshot.meta.term
+        return None
+
+    def restored(self) -> RestoredState:
+        return RestoredState(self.hard_state, self.snapshot, tuple(self.entries))
+
+
+class StateMachine:
+    """A hash chain over applied entries; its snapshot is (index, digest)."""
+
+    def __init__(self, index: int = 0, digest: bytes = b"") -> None:
+        self.index = index
+        self.digest = digest
+
+    @staticmethod
+    def chain(digest: bytes, e: Entry) -> bytes:
+        h = hashlib.blake2b(digest, digest_size=16)
+        h.update(struct.pack(">QQB", e.index, e.term, e.kind))
+        h.update(e.data)
+        return h.digest()
+
+    def snapshot_data(self) -> bytes:
+        return struct.pack(">Q", self.index) + self.digest
+
+    @classmethod
+    def from_snapshot(cls, data: bytes) -> StateMachine:
+        return cls(struct.unpack(">Q", data[:8])[0], data[8:])
+
+
+@dataclass
+class SimNode:
+    id: str
+    disk: Disk = field(default_factory=Disk)
+    core: RaftCore | None = None
+    sm: StateMachine = field(default_factory=StateMachine)
+    io_pending: bool = False
+    tick_gen: int = 0
+    tick_at: float | None = None
+    pending: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # index -> (term, data)
+
+
+class Sim:
+    def __init__(
+        self,
+        seed: int,
+        mix: Mix | None = None,
+        *,
+        core_factory: CoreFactory = RaftCore,
+        voters: int = 3,
+        spares: int = 2,
+        duration: float = 2.5,
+    ) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.mix = mix if mix is not None else MIXES[seed % len(MIXES)]
+        self.factory = core_factory
+        self.duration = duration
+        self.now = 0.0
+        self.events: list[tuple[float, int, str, object]] = []
+        self.seq = 0
+        self.trace: deque[str] = deque(maxlen=60)
+        self.faults_on = True
+        self.groups: dict[str, int] = {}
+        self.crashed: set[str] = set()
+        ids = [f"n{k}" for k in range(1, voters + spares + 1)]
+        self.nodes = {i: SimNode(i) for i in ids}
+        # checker state
+        self.leaders: dict[int, str] = {}
+        self.committed: dict[int, tuple[int, EntryKind, bytes]] = {}
+        self.digests: dict[int, bytes] = {0: b""}
+        self.seen: dict[tuple[int, int], tuple[EntryKind, bytes, int | None]] = {}
+        self.completeness: dict[tuple[str, int], int] = {}
+        self.acked: dict[int, tuple[int, bytes]] = {}
+        self.max_commit = 0
+        self.reads: dict[bytes, int] = {}
+        self.counter = 0
+        for i in ids:
+            self.start(i)
+        servers = [Server(i, f"addr-{i}", Suffrage.VOTER) for i in ids[:voters]]
+        first = self.core(ids[0])
+        if self.mix.bootstrap_all:
+            for i in ids[:voters]:
+                self.core(i).bootstrap(servers, 0.0)
+                self.after_input(i)
+        else:
+            first.bootstrap(servers[:1], 0.0)
+            self.after_input(ids[0])
+        self.push(0.0, "fault", None)
+        self.push(0.0, "propose", None)
+
+    # ------------------------------------------------------------ plumbing
+
+    def core(self, nid: str) -> RaftCore:
+        c = self.nodes[nid].core
+        assert c is not None, f"{nid} is down"
+        return c
+
+    def push(self, t: float, kind: str, payload: object) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (t, self.seq, kind, payload))
+
+    def log(self, text: str) -> None:
+        self.trace.append(f"{self.now:8.4f} {text}")
+
+    def fail(self, why: str) -> SafetyViolation:
+        tail = "\n".join(self.trace)
+        return SafetyViolation(
+            f"seed {self.seed} (mix {self.mix.name}): {why}\n"
+            f"replay: pytest tests/unit/raft/test_simulation.py --seed {self.seed}\n"
+            f"--- trace tail ---\n{tail}"
+        )
+
+    def start(self, nid: str) -> None:
+        node = self.nodes[nid]
+        rs = node.disk.restored()
+        node.core = self.factory(nid, SIM_CONFIG, rs, random.Random(self.rng.random()), self.now)
+        node.sm = StateMachine()
+        if rs.snapshot is not None:
+            node.sm = StateMachine.from_snapshot(rs.snapshot.data)
+            self.check_snapshot(nid, node.sm, rs.snapshot.meta.index)
+        node.io_pending = False
+        node.pending = {}
+        self.crashed.discard(nid)
+        self.after_input(nid)
+
+    def crash(self, nid: str) -> None:
+        node = self.nodes[nid]
+        node.core = None
+        node.tick_gen += 1
+        node.tick_at = None
+        self.crashed.add(nid)
+        self.log(f"CRASH {nid}")
+
+    def after_input(self, nid: str) -> None:
+        node = self.nodes[nid]
+        c = node.core
+        if c is None:
+            return
+        if not node.io_pending and c.has_ready():
+            node.io_pending = True
+            self.push(self.now + self.rng.uniform(0.0, 0.002), "io", nid)
+        d = c.next_deadline()
+        if d != node.tick_at:
+            node.tick_gen += 1
+            node.tick_at = d
+            if d is not None:
+                self.push(max(d, self.now), "tick", (nid, node.tick_gen))
+
+    def send(self, m: Message) -> None:
+        if self.rng.random() < self.mix.drop:
+            return
+        wire = encode_message(m)
+        copies = 2 if self.rng.random() < self.mix.dup else 1
+        for _ in range(copies):
+            self.push(self.now + self.rng.uniform(0.0005, 0.015), "msg", wire)
+
+    def connected(self, a: str, b: str) -> bool:
+        return self.groups.get(a, 0) == self.groups.get(b, 0)
+
+    def leaders_now(self) -> list[str]:
+        return [
+            n.id for n in self.nodes.values() if n.core is not None and n.core.role == Role.LEADER
+        ]
+
+    # ------------------------------------------------------------ main loop
+
+    def run(self) -> None:
+        self.run_until(self.duration)
+        self.faults_on = False
+        self.groups = {}
+        for nid in sorted(self.crashed):
+            self.start(nid)
+        self.log("HEAL ALL")
+        self.run_until(self.duration + 1.5)
+        self.check_liveness()
+
+    def run_until(self, t_end: float) -> None:
+        while self.events and self.events[0][0] <= t_end:
+            t, _, kind, payload = heapq.heappop(self.events)
+            self.now = t
+            self.dispatch(kind, payload)
+            self.check_step()
+        self.now = t_end
+
+    def dispatch(self, kind: str, payload: object) -> None:
+        if kind == "msg":
+            assert isinstance(payload, bytes)
+            m = decode_message(payload)
+            node = self.nodes[m.dst]
+            if node.core is None or not self.connected(m.src, m.dst):
+                return
+            self.log(f"{m.src}->{m.dst} {m}")
+            node.core.step(m, self.now)
+            self.after_input(m.dst)
+        elif kind == "tick":
+            nid, gen = payload  # type: ignore[misc]
+            node = self.nodes[nid]
+            if node.core is None or gen != node.tick_gen:
+                return
+            node.tick_at = None
+            node.core.tick(self.now)
+            self.after_input(nid)
+        elif kind == "io":
+            assert isinstance(payload, str)
+            self.do_io(payload)
+        elif kind == "propose":
+            self.do_propose()
+        elif kind == "fault":
+            if self.faults_on:
+                self.do_fault()
+                self.push(self.now + self.rng.uniform(0.05, 0.3), "fault", None)
+        elif kind == "heal":
+            if self.groups:
+                self.log("heal partition")
+            self.groups = {}
+        elif kind == "restart":
+            assert isinstance(payload, str)
+            if payload in self.crashed:
+                self.log(f"RESTART {payload}")
+                self.start(payload)
+
+    def do_io(self, nid: str) -> None:
+        node = self.nodes[nid]
+        node.io_pending = False
+        c = node.core
+        if c is None:
+            return
+        rd = c.ready()
+        if rd is None:
+            return
+        self.persist(node, rd)
+        if self.faults_on and self.mix.crashes and self.rng.random() < 0.003:
+            self.crash(nid)  # between fsync and send
+            self.push(self.now + self.rng.uniform(0.05, 0.5), "restart", nid)
+            return
+        for m in rd.messages:
+            self.send(m)
+        if rd.snapshot_to_apply is not None:
+            idx = rd.snapshot_to_apply.meta.index
+            if idx <= node.sm.index:
+                raise self.fail(f"{nid} snapshot {idx} would move applied back from {node.sm.index}")
+            node.sm = StateMachine.from_snapshot(rd.snapshot_to_apply.data)
+            self.check_snapshot(nid, node.sm, idx)
+        for e in rd.committed_entries:
+            self.apply(node, e)
+        for r in rd.read_states:
+            floor = self.reads.pop(r.ctx)
+            if r.index < floor:
+                raise self.fail(f"{nid} read index {r.index} < commit {floor} seen when the read was asked")
+            if node.sm.index < r.index:
+                raise self.fail(f"{nid} read state {r.index} released before apply ({node.sm.index})")
+        for ctx in rd.dropped_reads:
+            self.reads.pop(ctx, None)
+        c.advance(rd)
+        if c.snapshot_due():
+            c.compact(c.applied, node.sm.snapshot_data())
+            self.log(f"{nid} compact at {c.applied}")
+        self.after_input(nid)
+
+    def persist(self, node: SimNode, rd: Ready) -> None:
+        disk = node.disk
+        disk.persist(rd)
+        n_new = len(rd.entries_to_append)
+        for pos in range(len(disk.entries) - n_new, len(disk.entries)):
+            e = disk.entries[pos]
+            prev = disk.term_before(pos)
+            key = (e.index, e.term)
+            old = self.seen.get(key)
+            if old is None:
+                self.seen[key] = (e.kind, e.data, prev)
+            elif old[0] != e.kind or old[1] != e.data or (old[2] is not None and prev is not None and old[2] != prev):
+                raise self.fail(f"log matching: {node.id} holds a different entry at {key}")
+
+    def apply(self, node: SimNode, e: Entry) -> None:
+        if e.index != node.sm.index + 1:
+            raise self.fail(f"{node.id} applies {e.index} after {node.sm.index}")
+        got = (e.term, e.kind, e.data)
+        old = self.committed.setdefault(e.index, got)
+        if old != got:
+            raise self.fail(f"state machine safety: {node.id} applies {got} at {e.index}, others {old}")
+        node.sm.digest = StateMachine.chain(node.sm.digest, e)
+        node.sm.index = e.index
+        d = self.digests.setdefault(e.index, node.sm.digest)
+        if d != node.sm.digest:
+            raise self.fail(f"{node.id} state digest differs at {e.index}")
+        want = node.pending.pop(e.index, None)
+        if want is not None and want == (e.term, e.data):
+            self.acked[e.index] = want
+
+    def check_snapshot(self, nid: str, sm: StateMachine, index: int) -> None:
+        if sm.index != index or self.digests.get(index) != sm.digest:
+            raise self.fail(f"{nid} snapshot at {index} does not match the applied history")
+
+    # ------------------------------------------------------------ checks
+
+    def check_step(self) -> None:
+        for n in self.nodes.values():
+            c = n.core
+            if c is None:
+                continue
+            self.max_commit = max(self.max_commit, c.commit)
+            if c.role != Role.LEADER:
+                continue
+            other = self.leaders.setdefault(c.term, n.id)
+            if other != n.id:
+                raise self.fail(f"two leaders in term {c.term}: {other} and {n.id}")
+            key = (n.id, c.term)
+            upto = self.completeness.get(key, 0)
+            top = len(self.committed)
+            for i in range(max(upto, c.log.offset) + 1, top + 1):
+                if c.log.term_at(i) != self.committed[i][0]:
+                    raise self.fail(f"leader completeness: leader {n.id} term {c.term} lacks committed {i}")
+            self.completeness[key] = top
+
+    def check_liveness(self) -> None:
+        leaders = [n for n in self.leaders_now() if self.core(n).lease_valid(self.now)]
+        if len(leaders) != 1:
+            raise self.fail(f"no single leader after heal: {self.leaders_now()}")
+        lid = leaders[0]
+        self.counter += 1
+        data = f"final-{self.seed}".encode()
+        try:
+            idx = self.core(lid).propose(data, self.now)
+        except RaftError as exc:
+            raise self.fail(f"final proposal refused by {lid}: {exc}") from None
+        self.nodes[lid].pending[idx] = (self.core(lid).term, data)
+        self.after_input(lid)
+        self.run_until(self.now + 1.0)
+        if idx not in self.acked:
+            raise self.fail(f"final proposal {idx} was not committed")
+        for s in self.core(lid).latest_config.servers:
+            if self.nodes[s.id].sm.index < idx:
+                raise self.fail(f"member {s.id} applied only {self.nodes[s.id].sm.index} < {idx}")
+        for i, (term, d) in self.acked.items():
+            if self.committed.get(i) != (term, EntryKind.NORMAL, d):
+                raise self.fail(f"acknowledged proposal at {i} lost")
+
+    # ------------------------------------------------------------ workload and faults
+
+    def do_propose(self) -> None:
+        self.push(self.now + self.rng.uniform(0.005, 0.04), "propose", None)
+        leaders = self.leaders_now()
+        if not leaders:
+            return
+        lid = self.rng.choice(leaders)
+        c = self.core(lid)
+        self.counter += 1
+        data = f"p{self.counter}".encode() * self.rng.choice((1, 1, 1, 40))
+        try:
+            idx = c.propose(data, self.now)
+        except RaftError:
+            return
+        self.nodes[lid].pending[idx] = (c.term, data)
+        self.after_input(lid)
+
+    def do_fault(self) -> None:
+        mix, rng = self.mix, self.rng
+        options: list[Callable[[], None]] = []
+        if mix.partitions:
+            options += [self.fault_partition, self.fault_isolate_leader]
+        if mix.crashes:
+            options += [self.fault_crash, self.fault_crash]
+        if mix.membership:
+            options += [self.fault_membership] * 3
+        if mix.transfers:
+            options += [self.fault_transfer]
+        if mix.reads:
+            options += [self.fault_read]
+        rng.choice(options)()
+
+    def fault_partition(self) -> None:
+        ids = sorted(self.nodes)
+        self.groups = {i: self.rng.randrange(2) for i in ids}
+        self.log(f"partition {self.groups}")
+        self.push(self.now + self.rng.uniform(0.2, 1.0), "heal", None)
+
+    def fault_isolate_leader(self) -> None:
+        leaders = self.leaders_now()
+        if not leaders:
+            return
+        lid = self.rng.choice(leaders)
+        self.groups = {lid: 1}
+        self.log(f"isolate leader {lid}")
+        self.push(self.now + self.rng.uniform(0.2, 1.0), "heal", None)
+
+    def fault_crash(self) -> None:
+        alive = [i for i in sorted(self.nodes) if i not in self.crashed]
+        leaders = self.leaders_now()
+        victim = self.rng.choice(leaders if leaders and self.rng.random() < 0.4 else alive)
+        self.crash(victim)
+        self.push(self.now + self.rng.uniform(0.05, 0.8), "restart", victim)
+
+    def fault_transfer(self) -> None:
+        for lid in self.leaders_now():
+            c = self.core(lid)
+            voters = [v for v in c.latest_config.voters() if v != lid]
+            target = self.rng.choice([None, *voters])
+            try:
+                got = c.transfer_leadership(target, self.now)
+                self.log(f"transfer {lid} -> {got}")
+            except RaftError as exc:
+                self.log(f"transfer refused: {exc}")
+            self.after_input(lid)
+
+    def fault_read(self) -> None:
+        for lid in self.leaders_now():
+            self.counter += 1
+            ctx = f"r{self.counter}".encode()
+            try:
+                self.core(lid).read_index(ctx, self.now)
+            except RaftError:
+                continue
+            self.reads[ctx] = self.max_commit
+            self.after_input(lid)
+
+    def fault_membership(self) -> None:
+        leaders = self.leaders_now()
+        if not leaders:
+            return
+        lid = self.rng.choice(leaders)
+        c = self.core(lid)
+        conf = c.latest_config
+        voters = conf.voters()
+        nonvoters = [s.id for s in conf.servers if s.suffrage == Suffrage.NONVOTER]
+        outside = [i for i in sorted(self.nodes) if conf.get(i) is None]
+        rng = self.rng
+        prev = conf.index if rng.random() < 0.8 else rng.choice((0, max(conf.index - 1, 1)))
+        try:
+            if outside and (len(voters) < 3 or rng.random() < 0.3):
+                nid = rng.choice(outside)
+                c.add_nonvoter(nid, f"addr-{nid}", prev, self.now)
+                op = f"add_nonvoter {nid}"
+            elif nonvoters and (len(voters) < 3 or rng.random() < 0.5):
+                nid = rng.choice(nonvoters)
+                c.add_voter(nid, f"addr-{nid}", prev, self.now)
+                op = f"promote {nid}"
+            elif len(voters) > 3 or rng.random() < 0.3:
+                nid = rng.choice(list(voters))
+                if rng.random() < 0.5:
+                    c.demote_voter(nid, prev, self.now)
+                    op = f"demote {nid}"
+                else:
+                    c.remove_server(nid, prev, self.now)
+                    op = f"remove {nid}"
+            elif nonvoters:
+                nid = rng.choice(nonvoters)
+                c.remove_server(nid, prev, self.now)
+                op = f"remove {nid}"
+            else:
+                return
+            if prev not in (0, conf.index):
+                raise self.fail(f"stale prev_index {prev} (latest {conf.index}) accepted")
+            self.log(f"{lid} membership {op} (prev {prev})")
+        except ConfigurationChangedError as exc:
+            if str(exc) != f"configuration changed since {prev} (latest is {conf.index})":
+                raise self.fail(f"bad guard text: {exc}") from None
+        except RaftError as exc:
+            self.log(f"membership refused: {exc}")
+        self.after_input(lid)
