@@ -199,17 +199,30 @@ class _Connection:
                 continue
             return event  # type: ignore[return-value]  # NEED_DATA was handled above
 
-    async def close(self, linger: float) -> None:
-        """Half-close, give the peer ``linger`` seconds to read our answer and hang up, then close."""
+    async def close(self, linger: float, max_drain_bytes: int) -> None:
+        """Half-close, then discard what the peer still sends (an upload we refused, say) for at most
+        ``linger`` seconds / ``max_drain_bytes`` so it gets to read our answer; then close."""
         try:
             with trio.move_on_after(linger):
                 await self.stream.send_eof()
-                while await self.stream.receive_some(_RECV_BYTES):
-                    pass
+                drained = 0
+                while drained <= max_drain_bytes:
+                    chunk = await self.stream.receive_some(_RECV_BYTES)
+                    if not chunk:
+                        break
+                    drained += len(chunk)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         finally:
             await trio.aclose_forcefully(self.stream)
+
+
+def _log_failure(event: str, exc: BaseException, **context: Any) -> None:
+    """Log an unexpected exception; a broken log sink must not take the server down with it."""
+    try:
+        _log.error(event, exc_info=exc, **context)
+    except Exception:
+        pass
 
 
 def _error(status: int, message: str) -> HttpResponse:
@@ -337,10 +350,10 @@ class HttpServer:
                     break
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the peer went away mid-exchange
-        except Exception:
-            _log.exception("http_connection_failed", client=conn.client)
+        except Exception as exc:
+            _log_failure("http_connection_failed", exc, client=conn.client)
         finally:
-            await conn.close(self.linger_timeout)
+            await conn.close(self.linger_timeout, max(2 * self.max_body_bytes, 1024 * 1024))
 
     async def _exchange(self, conn: _Connection) -> bool:
         """Serve one request/response cycle; False when the connection must be closed."""
@@ -426,8 +439,8 @@ class HttpServer:
             return response, head
         try:
             return await handler(request), head
-        except Exception:
-            _log.exception("http_handler_failed", method=request.method, path=path)
+        except Exception as exc:
+            _log_failure("http_handler_failed", exc, method=request.method, path=path)
             return _error(500, "internal server error"), head
 
     async def _send_response(self, conn: _Connection, response: HttpResponse, *, head: bool) -> bool:

@@ -273,6 +273,14 @@ _METHOD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
 Fallback = Callable[[Request], Awaitable[dict[str, Any]]]
 
 
+def _log_failure(event: str, **context: Any) -> None:
+    """Log at error level; a broken log sink must never turn into a failed RPC call."""
+    try:
+        _log.error(event, **context)
+    except Exception:
+        pass
+
+
 def _unwrap_group(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
@@ -391,14 +399,14 @@ class Dispatcher:
             elif self.plain_errors and isinstance(exc, self.plain_errors):
                 err = ServerError(str(exc))
             else:
-                _log.error("rpc_handler_failed", method=req.method, exc_info=raw)
+                _log_failure("rpc_handler_failed", exc_info=raw, method=req.method)
                 err = InternalError()
         encoded = b""
         if err is None and response is not None:
             try:
                 encoded = dumps(response)
             except (ValueError, TypeError, RecursionError) as exc:
-                _log.error("rpc_result_not_json", method=req.method, error=str(exc))
+                _log_failure("rpc_result_not_json", method=req.method, error=str(exc))
                 err = InternalError()
         if err is not None or response is None:
             response = encode_error(req.id, err if err is not None else InternalError())
@@ -406,8 +414,8 @@ class Dispatcher:
         if self.on_call is not None:
             try:
                 self.on_call(label, time.monotonic() - started, _response_error_code(response))
-            except Exception:
-                _log.exception("rpc_on_call_hook_failed", method=label)
+            except Exception as exc:
+                _log_failure("rpc_on_call_hook_failed", exc_info=exc, method=label)
         return response, encoded
 
     async def handle_body(self, body: bytes) -> bytes | None:

@@ -97,7 +97,8 @@ class RpcClient:
         self.max_response_bytes = max_response_bytes
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout)
+        # The deadline is enforced per call with trio (covering pool wait, connect, write and read).
+        self._client = client if client is not None else httpx.AsyncClient(timeout=None)
         self._ids = itertools.count(1)
 
     async def __aenter__(self) -> Self:
@@ -188,7 +189,7 @@ class RpcClient:
                             limit = self.max_response_bytes
                             raise RpcTransportError(f"response larger than {limit} bytes")
                     status = resp.status_code
-        except trio.TooSlowError:
+        except (trio.TooSlowError, httpx.TimeoutException):
             raise RpcTransportError(f"request to {self.url} timed out after {self.timeout}s") from None
         except httpx.HTTPError as exc:
             raise RpcTransportError(f"request to {self.url} failed: {type(exc).__name__}: {exc}") from exc

@@ -45,9 +45,9 @@ __all__ = [
     "NoEquivocationGossipSub",
     "NoSignPubsub",
     "SizedPeerQueues",
+    "gate_secured_connections",
     "light_score_params",
     "op_gossipsub_router",
-    "gate_secured_connections",
     "set_agent_version",
 ]
 

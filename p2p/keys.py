@@ -143,4 +143,3 @@ def peer_id_of(keypair: KeyPair | Any) -> ID:
     """The libp2p peer id (go-compatible identity multihash) of a KeyPair or public key."""
     public_key = keypair.public_key if isinstance(keypair, KeyPair) else keypair
     return ID.from_pubkey(public_key)
-

@@ -360,6 +360,8 @@ class RaftNode:
         ss = rd.soft_state
         assert ss is not None
         was_leader = self._role == Role.LEADER
+        if ss.role != self._role:
+            self.log.debug("raft role change", role=ss.role.name.lower(), term=ss.term, leader=ss.leader_id)
         self._role = ss.role
         if ss.leader_id != self._leader_id:
             self._leader_id = ss.leader_id

@@ -36,7 +36,12 @@ from pathlib import Path
 
 import structlog
 
-from conductor.raft.messages import decode_configuration, decode_entry, encode_configuration, encode_entry
+from conductor.raft.messages import (
+    _entry_parts,  # TODO(raft-core): a public encode_entry_parts() would avoid this import
+    decode_configuration,
+    decode_entry,
+    encode_configuration,
+)
 from conductor.raft.types import Entry, HardState, RestoredState, Snapshot, SnapshotMeta
 
 log = structlog.get_logger(__name__)
@@ -94,9 +99,27 @@ def _atomic_write(path: Path, chunks: Iterable[bytes], sync: bool) -> None:
         _fsync_dir(path.parent)
 
 
-def encode_record(payload: bytes) -> bytes:
+def record_header(payload: bytes) -> bytes:
     head = struct.pack(">III", RECORD_MAGIC, len(payload), zlib.crc32(payload))
-    return head + _U32.pack(zlib.crc32(head)) + payload
+    return head + _U32.pack(zlib.crc32(head))
+
+
+def encode_record(payload: bytes) -> bytes:
+    return record_header(payload) + payload
+
+
+def _writev_all(fd: int, bufs: list[bytes]) -> None:
+    """Write all buffers with as few syscalls as possible and no concatenation copies."""
+    iov_max = 512
+    k = 0
+    while k < len(bufs):
+        batch = bufs[k : k + iov_max]
+        n = os.writev(fd, batch)
+        total = sum(len(b) for b in batch)
+        if n < total:  # partial write: finish this batch the slow way
+            rest = memoryview(b"".join(batch))[n:]
+            _write_all(fd, rest)
+        k += iov_max
 
 
 # ---------------------------------------------------------------- log
@@ -308,14 +331,22 @@ class LogStore:
         parts: list[bytes] = []
         pos = seg.size
         for e in entries:
-            rec = encode_record(encode_entry(e))
-            parts.append(rec)
+            # the entry's wire encoding as [header, data] pieces: no multi-MB concatenation
+            pieces: list[bytes] = []
+            _entry_parts(e, pieces)
+            length = sum(len(p) for p in pieces)
+            crc = 0
+            for piece in pieces:
+                crc = zlib.crc32(piece, crc)
+            head = struct.pack(">III", RECORD_MAGIC, length, crc)
+            parts.append(head + _U32.pack(zlib.crc32(head)))
+            parts.extend(pieces)
             seg.offsets.append(pos)
             seg.terms.append(e.term)
-            pos += len(rec)
+            pos += _REC_HDR.size + length
         assert self._fd is not None
         try:
-            _write_all(self._fd, b"".join(parts))
+            _writev_all(self._fd, parts)
             if self.sync:
                 os.fdatasync(self._fd)
         except OSError:

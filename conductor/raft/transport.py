@@ -103,14 +103,19 @@ def _str(s: str) -> bytes:
     return struct.pack(">H", len(b)) + b
 
 
-def _mac(secret: bytes, label: bytes, *parts: bytes) -> bytes:
+def _mac(secret: bytes, label: bytes, *parts: bytes | bytearray) -> bytes:
     return hmac.new(secret, label + b"".join(parts), hashlib.sha256).digest()
 
 
-class _FrameReader:
-    """Reads length-prefixed frames from a stream with size and progress limits."""
+_LARGE = 256 * 1024
 
-    def __init__(self, stream: trio.abc.ReceiveStream, max_frame: int, io_timeout: float):
+
+class _FrameReader:
+    """Reads length-prefixed frames from a socket stream with size and progress limits.
+    Large frames are received straight into one preallocated buffer (``recv_into``): every
+    extra multi-megabyte allocation costs page faults."""
+
+    def __init__(self, stream: trio.SocketStream, max_frame: int, io_timeout: float):
         self.stream = stream
         self.max_frame = max_frame
         self.io_timeout = io_timeout
@@ -120,21 +125,36 @@ class _FrameReader:
         timeout = first_timeout
         while len(self.buf) < n:
             with trio.fail_after(timeout):
-                chunk = await self.stream.receive_some(max(65536, min(n - len(self.buf), 4 * 1024 * 1024)))
+                chunk = await self.stream.receive_some(65536)
             if not chunk:
                 raise EOFError("connection closed")
             self.buf += chunk
             timeout = self.io_timeout
 
-    async def read(self, idle_timeout: float) -> bytes:
+    async def read(self, idle_timeout: float) -> bytes | bytearray:
         await self._fill(4, idle_timeout)
         (length,) = _LEN.unpack_from(self.buf, 0)
         if length > self.max_frame:
             raise TransportError(f"frame of {length} bytes exceeds the limit of {self.max_frame}")
-        await self._fill(4 + length, self.io_timeout)
-        frame = bytes(self.buf[4 : 4 + length])
-        del self.buf[: 4 + length]
-        return frame
+        if length < _LARGE or len(self.buf) >= 4 + length:
+            await self._fill(4 + length, self.io_timeout)
+            with memoryview(self.buf) as mv:
+                frame = bytes(mv[4 : 4 + length])
+            del self.buf[: 4 + length]
+            return frame
+        big = bytearray(length)
+        have = len(self.buf) - 4
+        big[:have] = self.buf[4:]
+        self.buf.clear()
+        sock = self.stream.socket
+        with memoryview(big) as view:
+            while have < length:
+                with trio.fail_after(self.io_timeout):
+                    n = await sock.recv_into(view[have:], length - have)
+                if n == 0:
+                    raise EOFError("connection closed")
+                have += n
+        return big
 
 
 def _frame(payload: bytes) -> bytes:
@@ -371,12 +391,30 @@ class RaftTransport:
                 lg.debug("raft transport: connected", addr=addr)
                 try:
                     async with stream:
-                        await self._pump(peer, stream)
+                        await self._run_connection(peer, stream)
+                    lg.info("raft transport: connection closed by peer", addr=addr)
+                    self._report(peer.id)
                 except (OSError, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
                     lg.info("raft transport: connection lost", addr=addr, error=str(e) or type(e).__name__)
                     self._report(peer.id)
                 finally:
                     peer.connected = False
+
+    async def _run_connection(self, peer: _Peer, stream: trio.SocketStream) -> None:
+        """Pump messages until an error, or until the peer closes the connection: the accepting
+        side never sends after the handshake, so a concurrent read sees its FIN at once (a
+        write into a connection whose peer died would otherwise 'succeed' and be lost)."""
+        async with trio.open_nursery() as nursery:
+
+            async def watch_close() -> None:
+                try:
+                    await stream.receive_some(4096)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch_close)
+            await self._pump(peer, stream)
 
     async def _pump(self, peer: _Peer, stream: trio.SocketStream) -> None:
         while True:
@@ -388,21 +426,29 @@ class RaftTransport:
                     with trio.fail_after(self.cfg.write_timeout):
                         await stream.send_all(_LEN.pack(0))
                     continue
+            # coalesce small frames into one write; large payloads are sent without copying
             parts: list[bytes] = []
             size = 0
-            count = 0
-            while peer.queue and size < 4 * 1024 * 1024:
+            while peer.queue and size < _LARGE:
                 payload = encode_message(peer.queue.popleft())
+                self.stats.sent += 1
+                if len(payload) >= _LARGE:
+                    parts.append(_LEN.pack(len(payload)))
+                    with trio.fail_after(self.cfg.write_timeout):
+                        await stream.send_all(b"".join(parts))
+                        await stream.send_all(payload)
+                    parts = []
+                    size = 0
+                    continue
                 parts.append(_LEN.pack(len(payload)))
                 parts.append(payload)
                 size += len(payload) + 4
-                count += 1
-            with trio.fail_after(self.cfg.write_timeout):
-                await stream.send_all(b"".join(parts))
-            self.stats.sent += count
+            if parts:
+                with trio.fail_after(self.cfg.write_timeout):
+                    await stream.send_all(b"".join(parts))
 
 
-def _parse_hello(frame: bytes) -> tuple[int, str, str, bytes]:
+def _parse_hello(frame: bytes | bytearray) -> tuple[int, str, str, bytes]:
     """(flags, id, advertised address, nonce) of a HELLO/WELCOME body."""
     try:
         if frame[:4] != _MAGIC:
@@ -418,4 +464,4 @@ def _parse_hello(frame: bytes) -> tuple[int, str, str, bytes]:
         raise TransportError("bad handshake") from None
     if len(frame) != pos + _NONCE:
         raise TransportError("bad handshake length")
-    return flags, fields[0], fields[1], frame[pos:]
+    return flags, fields[0], fields[1], bytes(frame[pos:])

@@ -60,7 +60,7 @@ class NodeProc:
     args: list[str] = field(default_factory=list)
     _client: RpcClient | None = None
 
-    async def call(self, method: str, *params: Any, timeout: float = 10.0) -> Any:
+    async def call(self, method: str, *params: Any, timeout: float = 10.0) -> Any:  # noqa: ASYNC109
         if self._client is None:
             self._client = RpcClient(self.rpc_url, timeout=timeout)
         return await self._client.call(method, *params)
@@ -73,7 +73,7 @@ class NodeProc:
         dump = await self.call("opp2p_peers", True)
         return set(dump["peers"].keys())
 
-    async def stop(self, sig: int = signal.SIGTERM) -> int:
+    async def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -87,7 +87,7 @@ class NodeProc:
         return int(self.proc.returncode or 0)
 
 
-async def _read_ready_line(proc: trio.Process, timeout: float) -> dict[str, Any]:
+async def _read_ready_line(proc: trio.Process, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
     assert proc.stdout is not None
     buf = b""
     with trio.fail_after(timeout):
@@ -112,19 +112,27 @@ async def start_node(
     sequencer: bool = False,
     port: int = 0,
     extra: Sequence[str] = (),
-    timeout: float = 30.0,
+    timeout: float = 30.0,  # noqa: ASYNC109
 ) -> NodeProc:
     """Start a node (key file ``<workdir>/<name>.key`` is reused across restarts)."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test setup
     args = [
-        "--chain-id", str(CHAIN_ID),
-        "--p2p.listen.ip", "127.0.0.1",
-        "--p2p.listen.tcp", str(port),
-        "--p2p.priv.path", str(workdir / f"{name}.key"),
-        "--p2p.unsafe-block-signer", SEQ_ADDR,
-        "--rpc.addr", "127.0.0.1",
-        "--rpc.port", "0",
-        "--p2p.peerstore.path", "memory",
+        "--chain-id",
+        str(CHAIN_ID),
+        "--p2p.listen.ip",
+        "127.0.0.1",
+        "--p2p.listen.tcp",
+        str(port),
+        "--p2p.priv.path",
+        str(workdir / f"{name}.key"),
+        "--p2p.unsafe-block-signer",
+        SEQ_ADDR,
+        "--rpc.addr",
+        "127.0.0.1",
+        "--rpc.port",
+        "0",
+        "--p2p.peerstore.path",
+        "memory",
     ]
     if static:
         args += ["--p2p.static", ",".join(static)]
@@ -133,7 +141,7 @@ async def start_node(
     args += list(extra)
     log_path = workdir / f"{name}.log"
     env = dict(os.environ, PYTHONPATH=str(REPO), BATON_LOG_FORMAT="json")
-    with open(log_path, "ab") as log_file:
+    with open(log_path, "ab") as log_file:  # noqa: ASYNC230 - test setup
         proc: trio.Process = await nursery.start(
             _run_process, [sys.executable, "-m", "baton", "p2p", "run", *args], env, log_file
         )
@@ -163,8 +171,13 @@ async def _run_process(
 
 def make_block(number: int, *, n_txs: int = 2, tx_size: int = 200, seed: int = 0) -> ExecutionPayloadEnvelope:
     return build_envelope(
-        BlockVersion.V4, number=number, timestamp=int(time.time()), chain_id=CHAIN_ID,
-        n_txs=n_txs, tx_size=tx_size, seed=seed,
+        BlockVersion.V4,
+        number=number,
+        timestamp=int(time.time()),
+        chain_id=CHAIN_ID,
+        n_txs=n_txs,
+        tx_size=tx_size,
+        seed=seed,
     )
 
 
@@ -172,7 +185,7 @@ def make_block_json(number: int, **kw: Any) -> dict[str, Any]:
     return envelope_to_json(make_block(number, **kw))
 
 
-async def wait_for(pred: Any, timeout: float, interval: float = 0.1) -> Any:
+async def wait_for(pred: Any, timeout: float, interval: float = 0.1) -> Any:  # noqa: ASYNC109
     """Poll ``await pred()`` until truthy; return its value (TooSlowError on timeout)."""
     with trio.fail_after(timeout):
         while True:

@@ -64,6 +64,7 @@ class Server:
         self.fsm = fsm
         self.became_leader_at: float | None = None
         self.payload_cache: dict[int, bytes] = {}
+        self.profiler: Any = None
 
     async def watch_leadership(self) -> None:
         async for is_leader in self.node.leader_changes():
@@ -107,6 +108,16 @@ class Server:
             return {"leader": leader, "latency": time.perf_counter() - t0}
         if op == "barrier":
             return {"applied": await node.barrier(timeout)}
+        if op == "profile":  # {"action": "start"} / {"action": "stop", "path": file}
+            import cProfile
+
+            if req["action"] == "start":
+                self.profiler = cProfile.Profile()
+                self.profiler.enable()
+            elif self.profiler is not None:
+                self.profiler.disable()
+                self.profiler.dump_stats(req["path"])
+            return {}
         raise ValueError(f"unknown op {op!r}")
 
     async def serve_conn(self, stream: trio.SocketStream) -> None:

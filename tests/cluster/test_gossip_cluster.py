@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from baton.rpcclient import RpcClientError
+
 from .gossip_helpers import free_port, make_block_json, start_node, wait_for
 
 pytestmark = pytest.mark.slow
@@ -125,10 +126,21 @@ async def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     with trio.fail_after(30):
         proc = await trio.run_process(
             [
-                sys.executable, "-m", "baton", "p2p", "run", "--chain-id", "10", "--p2p.listen.tcp", "99999",
-                "--p2p.priv.path", str(tmp_path / "k"),
+                sys.executable,
+                "-m",
+                "baton",
+                "p2p",
+                "run",
+                "--chain-id",
+                "10",
+                "--p2p.listen.tcp",
+                "99999",
+                "--p2p.priv.path",
+                str(tmp_path / "k"),
             ],
-            capture_stdout=True, capture_stderr=True, check=False,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
         )
         assert proc.returncode == 2
         err = proc.stderr.decode().strip().splitlines()

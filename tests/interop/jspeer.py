@@ -44,8 +44,16 @@ class JsPeerError(RuntimeError):
 
 def js_missing_reason() -> str | None:
     """Why the js peer cannot run here (None when node and the installed js dependencies exist)."""
-    if shutil.which("node") is None:
+    node = shutil.which("node")
+    if node is None:
         return "node (Node.js ≥ 20) is not on PATH"
+    try:
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout
+        major = int(version.strip().lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return "cannot determine the node version"
+    if major < 20:
+        return f"Node.js ≥ 20 is required, found {version.strip()}"
     if shutil.which("npm") is None:
         return "npm is not on PATH"
     markers = ("libp2p", "@chainsafe/libp2p-gossipsub", "@noble/secp256k1", "snappyjs")
@@ -209,7 +217,8 @@ async def open_js_peer(
             stdout=subprocess.PIPE,
             stderr=log_file,
             cwd=JS_DIR,
-            env={**os.environ, "NODE_NO_WARNINGS": "1"},
+            # DEBUG: js-libp2p's error-level log lines (any component) go to the stderr log file.
+            env={**os.environ, "NODE_NO_WARNINGS": "1", "DEBUG": os.environ.get("BATON_JS_DEBUG", "*:error")},
         )
     peer = JsPeer(name, process, log_path)
     nursery.start_soon(peer._pump_stdout)

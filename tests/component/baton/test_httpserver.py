@@ -434,7 +434,7 @@ async def test_100_concurrent_requests() -> None:
 
 
 async def test_stalled_client_does_not_block_others_and_times_out() -> None:
-    server, _ = make_server(request_timeout=0.5)
+    server, _ = make_server(request_timeout=1.0)
     with trio.fail_after(10):
         async with running(server) as addr:
             stalled = await trio.open_tcp_stream(*addr)
@@ -446,7 +446,7 @@ async def test_stalled_client_does_not_block_others_and_times_out() -> None:
                     start = trio.current_time()
                     r = await client.get(url(addr, "/healthz"))
                     assert r.status_code == 200
-                    assert trio.current_time() - start < 0.4
+                    assert trio.current_time() - start < 0.9  # answered before the stalled one times out
                 status, headers, _ = await read_response(stalled)
                 assert (status, headers["connection"]) == (408, "close")
                 assert await read_to_eof(stalled) == b""

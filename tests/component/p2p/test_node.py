@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -49,17 +50,17 @@ async def line(*nodes: GossipNode) -> AsyncIterator[list[GossipNode]]:
     async with trio.open_nursery() as nursery:
         for n in nodes:
             await nursery.start(n.run)
-        for a, b in zip(nodes, nodes[1:], strict=False):
+        for a, b in itertools.pairwise(nodes):
             await b.connect(a.listen_addrs()[0])
         with trio.fail_after(10):
-            for a, b in zip(nodes, nodes[1:], strict=False):
+            for a, b in itertools.pairwise(nodes):
                 await a.wait_for_mesh(b.peer_id)
                 await b.wait_for_mesh(a.peer_id)
         yield list(nodes)
         nursery.cancel_scope.cancel()
 
 
-async def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
     with trio.fail_after(timeout):
         while not pred():  # noqa: ASYNC110
             await trio.sleep(0.01)
@@ -132,7 +133,9 @@ async def test_inbound_message_with_from_or_seqno_refused() -> None:
     with trio.fail_after(30):
         async with line(make_node(sequencer=True), make_node(), make_node()) as (a, b, c):
             data = encode_gossip(block(12), BlockVersion.V4, SEQ_KEY, CHAIN)
-            msg = rpc_pb2.Message(data=data, topicIDs=[V4_TOPIC], from_id=a.peer_id.to_bytes(), seqno=b"\x00" * 8)
+            msg = rpc_pb2.Message(
+                data=data, topicIDs=[V4_TOPIC], from_id=a.peer_id.to_bytes(), seqno=b"\x00" * 8
+            )
             await a.publish_unchecked(msg)
             await wait_until(lambda: b.metrics.count("v4", "REJECT", "unexpected_auth_info") == 1)
             signed = rpc_pb2.Message(data=data, topicIDs=[V4_TOPIC], signature=b"\x01" * 64)
@@ -151,6 +154,7 @@ async def test_ignore_costs_no_score_reject_does() -> None:
             await a.publish(block(13))  # b has no signer configured → IGNORE
             await wait_until(lambda: b.metrics.count("v4", "IGNORE") == 1)
             assert b.peer_score(a.peer_id) == pytest.approx(0.0, abs=1e-6)
+            assert b.router.scorer is not None
             assert b.router.scorer.invalid_messages[a.peer_id][V4_TOPIC] == 0
             b.signers.update(SIGNER, int(time.time()))
             bad = encode_gossip(block(14), BlockVersion.V4, OTHER_KEY, CHAIN)
@@ -161,7 +165,7 @@ async def test_ignore_costs_no_score_reject_does() -> None:
 
 async def test_large_block_crosses() -> None:
     with trio.fail_after(40):
-        async with line(make_node(sequencer=True), make_node(), make_node()) as (a, b, c):
+        async with line(make_node(sequencer=True), make_node(), make_node()) as (a, _b, c):
             env = block(15, n_txs=45, tx_size=60_000)
             rx = c.subscribe_accepted()
             data = encode_gossip(env, BlockVersion.V4, SEQ_KEY, CHAIN)
@@ -193,7 +197,9 @@ async def test_equivocation_detected_across_topics_and_own_blocks() -> None:
                 [rec] = n.equivocations()
                 assert rec["number"] == 20 and len(rec["hashes"]) == 2
             # a V3-topic block at the same height is a third hash (detector is topic-agnostic)
-            env3 = build_envelope(BlockVersion.V3, number=20, timestamp=int(time.time()), chain_id=CHAIN, seed=3)
+            env3 = build_envelope(
+                BlockVersion.V3, number=20, timestamp=int(time.time()), chain_id=CHAIN, seed=3
+            )
             await a.publish_data(
                 block_topic(CHAIN, BlockVersion.V3), encode_gossip(env3, BlockVersion.V3, SEQ_KEY, CHAIN)
             )

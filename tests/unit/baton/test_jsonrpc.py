@@ -356,7 +356,7 @@ async def test_batch_answers_keep_request_order_and_run_concurrently() -> None:
 
     d = Dispatcher()
     d.register("test_delayed", delayed)
-    delays = [0.3, 0.2, 0.1, 0.0]
+    delays = [0.4, 0.3, 0.2, 0.1]
     batch = [
         {"jsonrpc": "2.0", "method": "test_delayed", "params": [x], "id": i} for i, x in enumerate(delays)
     ]
@@ -364,7 +364,7 @@ async def test_batch_answers_keep_request_order_and_run_concurrently() -> None:
     answer = await call_raw(d, json.dumps(batch))
     assert [a["id"] for a in answer] == [0, 1, 2, 3]
     assert [a["result"] for a in answer] == delays
-    assert trio.current_time() - start < 0.55  # concurrent, not 0.6 s in sequence
+    assert trio.current_time() - start < 0.8  # concurrent, not 1.0 s in sequence
 
 
 async def test_batch_limit_1000() -> None:

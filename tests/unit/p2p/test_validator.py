@@ -231,6 +231,16 @@ def test_new_signer_confirms_and_ends_grace() -> None:
     check(val.validate(old.topic, old.data, NOW), Result.REJECT, "wrong_signer")
 
 
+def test_grace_ends_on_valid_signature_even_if_block_rejected_later() -> None:
+    # op-node calls ConfirmCurrentSigner "on every validly-signed block", i.e. at the signature
+    # step, before the payload is judged: a stale block from the new signer also ends the grace.
+    signers = SignerSet(B, previous=A, previous_deadline=NOW + 10)
+    val = _grace_validator(signers)
+    stale = make_gossip(V4, key=OTHER_KEY, timestamp=NOW - 100)
+    check(val.validate(stale.topic, stale.data, NOW), Result.REJECT, "timestamp_too_old")
+    assert signers.previous_at(NOW) is None
+
+
 def test_previous_signer_expired_rejected() -> None:
     val = _grace_validator(SignerSet(B, previous=A, previous_deadline=NOW - 1))
     msg = make_gossip(V4, key=SEQUENCER_KEY)
