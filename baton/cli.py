@@ -27,7 +27,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="baton", description="op-baton: OP Stack gossip node and HA conductor")
+    parser = argparse.ArgumentParser(
+        prog="baton", description="op-baton: OP Stack gossip node and HA conductor"
+    )
     parser.add_argument("--version", action="version", version=f"op-baton {__version__}")
     parser.add_argument(
         "--log.format",

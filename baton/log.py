@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -20,6 +20,21 @@ _LEVELS = {
     "error": logging.ERROR,
     "crit": logging.CRITICAL,
 }
+
+
+class _CurrentStderr:
+    """A file-like object that always writes to the *current* `sys.stderr`.
+
+    Binding the stream once at configuration time breaks when something (pytest's capture, a
+    daemoniser) later swaps and closes `sys.stderr`; looking it up per write avoids writing to a
+    closed file.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _op_keys(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +71,7 @@ def setup_logging(fmt: str = "text", level: str = "info") -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )
     # Libraries (py-libp2p, httpx) log through stdlib logging; keep them quiet unless debugging.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -116,6 +117,7 @@ async def bench_failover(pc: ProcCluster, ids: list[str], runs: int) -> dict[str
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
+    load_before = os.getloadavg()
     sizes = [("1KB", 1024, 50 if quick else 200), ("100KB", 100 * 1024, 50 if quick else 200),
              ("2MB", 2 * 1024 * 1024, 15 if quick else 50)]
     with tempfile.TemporaryDirectory(prefix="raft-bench-") as tmp:
@@ -145,7 +147,9 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     result["measured_ms"] = measured
     result["pass"] = {k: measured[k] <= TARGETS_MS[k] for k in TARGETS_MS}
     result["config"] = {"nodes": 3, "transport": "tcp loopback", "fsync": True, "heartbeat_s": 0.2,
-                        "election_timeout_s": 1.0, "quick": quick, "processes": True}
+                        "election_timeout_s": 1.0, "quick": quick, "processes": True,
+                        "cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
+                        "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
     return result
 
 

@@ -80,7 +80,7 @@ class LeaderMixin(CoreBase):
             return False
         if not self.cfg.check_quorum:
             return True
-        return now - self.quorum_contact(now) < self.cfg.lease_timeout
+        return now < self.quorum_contact(now) + self.cfg.lease_timeout
 
     def leader_tick(self, now: float) -> None:
         if self.cfg.check_quorum and not self.lease_valid(now):

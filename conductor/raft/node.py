@@ -448,7 +448,14 @@ class RaftNode:
         st = self.core.status()
         if st.leader_id is None:
             return None
-        return st.leader_id, st.leader_address or ""
+        return st.leader_id, self._leader_address(st.leader_id, st.leader_address)
+
+    def _leader_address(self, leader_id: str | None, addr: str | None) -> str:
+        if leader_id is None:
+            return ""
+        if leader_id == self.id:
+            return self.advertised_addr
+        return addr or self.transport.address_of(leader_id) or ""
 
     async def add_voter(self, server_id: str, addr: str, prev_index: int = 0, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         await self._precheck(addr)
@@ -494,9 +501,7 @@ class RaftNode:
             self.core.transfer_leadership(target_id, now)
         self._wake.set()
         with trio.move_on_after(timeout):
-            while self._leader_id in (None, self.id) or (
-                target_id is not None and self._leader_id != target_id and self._role == Role.LEADER
-            ):
+            while self._leader_id in (None, self.id):
                 await self._leader_event.wait()
             assert self._leader_id is not None
             return self._leader_id
@@ -533,7 +538,7 @@ class RaftNode:
             "applied_index": self._applied,
             "role": st.role.name.lower(),
             "leader_id": st.leader_id,
-            "leader_addr": st.leader_address,
+            "leader_addr": self._leader_address(st.leader_id, st.leader_address) or None,
             "last_log_index": st.last_index,
             "configuration": {
                 "version": st.configuration.index,

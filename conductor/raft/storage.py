@@ -10,9 +10,10 @@ Log record format (all integers big-endian)::
 
     magic u32 | payload length u32 | crc32(payload) u32 | crc32(previous 12 bytes) u32 | payload
 
-The payload is ``messages.encode_entry(entry)``. Every mutation is written with a single
-``write()`` per batch and made durable (``fdatasync`` of the file, ``fsync`` of the directory
-when a file is created, renamed or deleted) before the call returns.
+The payload is ``messages.encode_entry(entry)``. Every append is written with one gathered
+``writev()`` per batch (no copy of large entries) and made durable (``fdatasync`` of the
+file, ``fsync`` of the directory when a file is created, renamed or deleted) before the call
+returns. The stable store and snapshot files live in `storage_files`.
 
 Recovery rules (on open):
 
@@ -30,7 +31,7 @@ import contextlib
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,65 +39,37 @@ import structlog
 
 from conductor.raft.messages import (
     _entry_parts,  # TODO(raft-core): a public encode_entry_parts() would avoid this import
-    decode_configuration,
     decode_entry,
-    encode_configuration,
 )
-from conductor.raft.types import Entry, HardState, RestoredState, Snapshot, SnapshotMeta
+from conductor.raft.storage_files import (
+    DIR_MODE,
+    LogCorruptionError,
+    SnapshotStore,
+    StableStore,
+    StorageError,
+    fsync_dir,
+    write_all,
+)
+from conductor.raft.types import Entry, HardState, RestoredState, Snapshot
+
+__all__ = [
+    "DIR_MODE",
+    "LogCorruptionError",
+    "LogStore",
+    "RaftStorage",
+    "SnapshotStore",
+    "StableStore",
+    "StorageError",
+]
 
 log = structlog.get_logger(__name__)
 
-DIR_MODE = 0o755
 RECORD_MAGIC = 0x52414654  # "RAFT"
 _REC_HDR = struct.Struct(">IIII")
 _REC_MAGIC_BYTES = struct.pack(">I", RECORD_MAGIC)
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 
-_STABLE_MAGIC = b"RSTB"
-_STABLE_HDR = struct.Struct(">4sIQQH")  # magic, version, term, commit, vote length
-_SNAP_MAGIC = b"RSNP"
-_SNAP_HDR = struct.Struct(">4sIQQI")  # magic, version, index, term, configuration length
-_U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
-
-
-class StorageError(Exception):
-    """Storage could not be read or written."""
-
-
-class LogCorruptionError(StorageError):
-    """A log record other than a torn tail failed verification."""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, buf: bytes | memoryview) -> None:
-    view = memoryview(buf)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _atomic_write(path: Path, chunks: Iterable[bytes], sync: bool) -> None:
-    """Write ``chunks`` to ``path`` via a tmp file: write, fsync, rename, fsync directory."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        for chunk in chunks:
-            _write_all(fd, chunk)
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    if sync:
-        _fsync_dir(path.parent)
 
 
 def record_header(payload: bytes) -> bytes:
@@ -118,7 +91,7 @@ def _writev_all(fd: int, bufs: list[bytes]) -> None:
         total = sum(len(b) for b in batch)
         if n < total:  # partial write: finish this batch the slow way
             rest = memoryview(b"".join(batch))[n:]
-            _write_all(fd, rest)
+            write_all(fd, rest)
         k += iov_max
 
 
@@ -309,7 +282,7 @@ class LogStore:
         path = self.dir / _segment_name(first_index)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         if self.sync:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         self._segments.append(_Segment(first_index=first_index, path=path))
 
     def append(self, entries: Sequence[Entry]) -> None:
@@ -368,7 +341,7 @@ class LogStore:
             seg.path.unlink()
             removed = True
         if removed and self.sync:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         if not self._segments:
             return
         seg = self._segments[-1]
@@ -400,7 +373,7 @@ class LogStore:
             seg.path.unlink()
             removed = True
         if removed and self.sync:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
 
     def reset(self) -> None:
         """Delete the whole log."""
@@ -411,123 +384,12 @@ class LogStore:
             seg.path.unlink()
         self._segments.clear()
         if self.sync:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-# ---------------------------------------------------------------- stable store
-
-
-class StableStore:
-    """term, vote and commit in one small file, replaced atomically."""
-
-    def __init__(self, path: Path, *, sync: bool = True):
-        self.path = path
-        self.sync = sync
-        tmp = path.with_name(path.name + ".tmp")
-        if tmp.exists():
-            tmp.unlink()
-        self._state = self._read()
-
-    def _read(self) -> HardState:
-        if not self.path.exists():
-            return HardState(term=0, vote=None, commit=0)
-        buf = self.path.read_bytes()
-        if len(buf) < _STABLE_HDR.size + 4 or zlib.crc32(buf[:-4]) != _U32.unpack_from(buf, len(buf) - 4)[0]:
-            raise StorageError(f"{self.path}: stable store is corrupt (checksum mismatch)")
-        magic, _version, term, commit, vlen = _STABLE_HDR.unpack_from(buf, 0)
-        if magic != _STABLE_MAGIC:
-            raise StorageError(f"{self.path}: not a raft stable store")
-        vote_b = buf[_STABLE_HDR.size : _STABLE_HDR.size + vlen]
-        return HardState(term=term, vote=vote_b.decode() if vlen else None, commit=commit)
-
-    @property
-    def state(self) -> HardState:
-        return self._state
-
-    def exists(self) -> bool:
-        return self.path.exists()
-
-    def save(self, hs: HardState, *, force: bool = False) -> None:
-        """Persist ``hs``. A change of the commit index alone is kept in memory only (a stale
-        commit index on disk is always safe: it is a lower bound), unless ``force``."""
-        old = self._state
-        self._state = hs
-        if not force and self.path.exists() and (hs.term, hs.vote) == (old.term, old.vote):
-            return
-        vote_b = hs.vote.encode() if hs.vote is not None else b""
-        body = _STABLE_HDR.pack(_STABLE_MAGIC, 1, hs.term, hs.commit, len(vote_b)) + vote_b
-        _atomic_write(self.path, [body, _U32.pack(zlib.crc32(body))], self.sync)
-
-
-# ---------------------------------------------------------------- snapshots
-
-
-class SnapshotStore:
-    """Snapshot files in ``snapshots/``; the newest ``retain`` are kept."""
-
-    def __init__(self, directory: Path, *, retain: int = 1, sync: bool = True):
-        self.dir = directory
-        self.retain = max(1, retain)
-        self.sync = sync
-        self.dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        for p in self.dir.iterdir():
-            if p.name.endswith(".tmp"):
-                log.info("raft snapshots: removing leftover temporary file", path=str(p))
-                p.unlink()
-
-    def _files(self) -> list[Path]:
-        def key(p: Path) -> tuple[int, int]:
-            idx, term = p.stem.split("-")
-            return int(idx), int(term)
-
-        return sorted((p for p in self.dir.iterdir() if p.suffix == ".snap"), key=key)
-
-    def save(self, snap: Snapshot) -> None:
-        meta = snap.meta
-        conf = encode_configuration(meta.configuration)
-        head = _SNAP_HDR.pack(_SNAP_MAGIC, 1, meta.index, meta.term, len(conf)) + conf
-        head += _U64.pack(len(snap.data))
-        crc = zlib.crc32(snap.data, zlib.crc32(head))
-        path = self.dir / f"{meta.index:020d}-{meta.term:020d}.snap"
-        _atomic_write(path, [head, snap.data, _U32.pack(crc)], self.sync)
-        old = [p for p in self._files() if p != path]
-        if len(old) >= self.retain:
-            for p in old[: len(old) - self.retain + 1]:
-                p.unlink()
-            if self.sync:
-                _fsync_dir(self.dir)
-
-    @staticmethod
-    def read(path: Path) -> Snapshot:
-        buf = path.read_bytes()
-        if len(buf) < _SNAP_HDR.size + 12 or zlib.crc32(buf[:-4]) != _U32.unpack_from(buf, len(buf) - 4)[0]:
-            raise StorageError(f"{path}: snapshot checksum mismatch")
-        magic, _version, index, term, clen = _SNAP_HDR.unpack_from(buf, 0)
-        if magic != _SNAP_MAGIC:
-            raise StorageError(f"{path}: not a raft snapshot")
-        pos = _SNAP_HDR.size
-        conf = decode_configuration(buf[pos : pos + clen])
-        pos += clen
-        (dlen,) = _U64.unpack_from(buf, pos)
-        pos += 8
-        data = buf[pos : pos + dlen]
-        if len(data) != dlen or pos + dlen != len(buf) - 4:
-            raise StorageError(f"{path}: snapshot length mismatch")
-        return Snapshot(meta=SnapshotMeta(index=index, term=term, configuration=conf), data=data)
-
-    def latest(self) -> Snapshot | None:
-        """The newest readable snapshot (an unreadable one is logged and skipped)."""
-        for path in reversed(self._files()):
-            try:
-                return self.read(path)
-            except (StorageError, ValueError) as e:
-                log.error("raft snapshots: skipping unreadable snapshot", path=str(path), error=str(e))
-        return None
 
 
 # ---------------------------------------------------------------- facade
@@ -549,6 +411,9 @@ class RaftStorage:
         self.log = LogStore(self.path / "raft-log", segment_bytes=segment_bytes, sync=sync)
         self.stable = StableStore(self.path / "raft-stable", sync=sync)
         self.snapshots = SnapshotStore(self.path / "snapshots", sync=sync)
+        if sync:  # make the (possibly new) directories themselves durable
+            fsync_dir(self.path.parent)
+            fsync_dir(self.path)
 
     def is_new(self) -> bool:
         """True when nothing was ever persisted (a bootstrap may proceed)."""

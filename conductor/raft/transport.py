@@ -404,6 +404,7 @@ class RaftTransport:
         """Pump messages until an error, or until the peer closes the connection: the accepting
         side never sends after the handshake, so a concurrent read sees its FIN at once (a
         write into a connection whose peer died would otherwise 'succeed' and be lost)."""
+        failure: BaseException | None = None
         async with trio.open_nursery() as nursery:
 
             async def watch_close() -> None:
@@ -414,7 +415,13 @@ class RaftTransport:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch_close)
-            await self._pump(peer, stream)
+            try:
+                await self._pump(peer, stream)
+            except (OSError, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
+                failure = e  # re-raised below, outside the nursery (no ExceptionGroup wrapping)
+                nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
 
     async def _pump(self, peer: _Peer, stream: trio.SocketStream) -> None:
         while True:

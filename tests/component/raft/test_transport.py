@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from functools import partial
 
 import pytest
 import trio
@@ -208,4 +209,39 @@ async def test_reply_to_unconfigured_peer_via_advertised_address() -> None:
             assert b.address_of("a") == f"127.0.0.1:{a.port}"
             b.send(hb("b", "a", 2))
             assert (await recv_hb(a)).ctx == 2
+            n.cancel_scope.cancel()
+
+
+async def test_write_timeout_to_stalled_peer_reconnects_without_crashing() -> None:
+    """A peer that completes the handshake but never reads: the write times out, the
+    connection is dropped and reported unreachable, and the transport keeps working."""
+    stalled: list[trio.SocketStream] = []
+
+    async def stalled_server(stream: trio.SocketStream) -> None:
+        hello = b""
+        while len(hello) < 4 or len(hello) < 4 + struct.unpack(">I", hello[:4])[0]:
+            hello += await stream.receive_some(1024)
+        sid = b"slow"
+        body = b"RFT1\x00" + struct.pack(">H", len(sid)) + sid + b"\x00\x00" + b"n" * 32
+        await stream.send_all(struct.pack(">I", len(body)) + body)
+        stalled.append(stream)
+        await trio.sleep_forever()  # never read again
+
+    with trio.fail_after(15):
+        async with trio.open_nursery() as n:
+            listeners = await n.start(partial(trio.serve_tcp, stalled_server, 0, host="127.0.0.1"))
+            slow_port = listeners[0].socket.getsockname()[1]
+            reported: list[str] = []
+            a = RaftTransport("a", "127.0.0.1", 0, config=FAST, on_unreachable=reported.append)
+            await n.start(a.run)
+            b = await start(n, "b")
+            a.set_peers({"slow": f"127.0.0.1:{slow_port}", "b": f"127.0.0.1:{b.port}"})
+            big = (Entry(2, 1, EntryKind.NORMAL, b"x" * 4_000_000),)
+            for _ in range(10):
+                a.send(AppendEntries("a", "slow", 2, 0, 0, big, 0))
+            while "slow" not in reported:  # noqa: ASYNC110 (a plain callback list)
+                await trio.sleep(0.05)
+            a.send(hb("a", "b", 5))
+            assert (await recv_hb(b)).ctx == 5
+            assert stalled
             n.cancel_scope.cancel()
