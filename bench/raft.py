@@ -89,8 +89,12 @@ async def bench_transfer(pc: ProcCluster, ids: list[str], runs: int) -> dict[str
         lat.append(float(r["latency"]))
         await pc.leader([target])
         await trio.sleep(0.3)
-    return {"n": runs, "median_ms": ms(statistics.median(lat)), "max_ms": ms(max(lat)),
-            "runs_ms": [ms(x) for x in lat]}
+    return {
+        "n": runs,
+        "median_ms": ms(statistics.median(lat)),
+        "max_ms": ms(max(lat)),
+        "runs_ms": [ms(x) for x in lat],
+    }
 
 
 async def bench_failover(pc: ProcCluster, ids: list[str], runs: int) -> dict[str, Any]:
@@ -111,18 +115,27 @@ async def bench_failover(pc: ProcCluster, ids: list[str], runs: int) -> dict[str
         times.append(at - t_kill)
         await pc.wait_dead(leader)
         await pc.start(leader)
-    return {"n": runs, "median_ms": ms(statistics.median(times)), "max_ms": ms(max(times)),
-            "min_ms": ms(min(times)), "runs_ms": [ms(x) for x in times]}
+    return {
+        "n": runs,
+        "median_ms": ms(statistics.median(times)),
+        "max_ms": ms(max(times)),
+        "min_ms": ms(min(times)),
+        "runs_ms": [ms(x) for x in times],
+    }
 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
     load_before = os.getloadavg()
-    sizes = [("1KB", 1024, 50 if quick else 200), ("100KB", 100 * 1024, 50 if quick else 200),
-             ("2MB", 2 * 1024 * 1024, 15 if quick else 50)]
+    sizes = [
+        ("1KB", 1024, 50 if quick else 200),
+        ("100KB", 100 * 1024, 50 if quick else 200),
+        ("2MB", 2 * 1024 * 1024, 15 if quick else 50),
+    ]
     with tempfile.TemporaryDirectory(prefix="raft-bench-") as tmp:
-        pc = ProcCluster(Path(tmp), ["--heartbeat", "0.2", "--election", "1.0", "--fsm", "digest",
-                                     "--log-level", "warn"])
+        pc = ProcCluster(
+            Path(tmp), ["--heartbeat", "0.2", "--election", "1.0", "--fsm", "digest", "--log-level", "warn"]
+        )
         try:
             ids = await pc.form(3)
             leader = await pc.leader(ids)
@@ -146,10 +159,18 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     result["targets_ms"] = TARGETS_MS
     result["measured_ms"] = measured
     result["pass"] = {k: measured[k] <= TARGETS_MS[k] for k in TARGETS_MS}
-    result["config"] = {"nodes": 3, "transport": "tcp loopback", "fsync": True, "heartbeat_s": 0.2,
-                        "election_timeout_s": 1.0, "quick": quick, "processes": True,
-                        "cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
-                        "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+    result["config"] = {
+        "nodes": 3,
+        "transport": "tcp loopback",
+        "fsync": True,
+        "heartbeat_s": 0.2,
+        "election_timeout_s": 1.0,
+        "quick": quick,
+        "processes": True,
+        "cpus": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+    }
     return result
 
 
@@ -162,8 +183,10 @@ def main() -> None:
     result = trio.run(amain, args)
     for k, target in TARGETS_MS.items():
         got = result["measured_ms"][k]
-        print(f"{k:<20} target <= {target:>8.1f} ms   measured {got:>9.3f} ms   "
-              f"{'OK' if got <= target else 'MISS'}")
+        print(
+            f"{k:<20} target <= {target:>8.1f} ms   measured {got:>9.3f} ms   "
+            f"{'OK' if got <= target else 'MISS'}"
+        )
     print(json.dumps(result, sort_keys=True))
 
 

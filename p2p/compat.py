@@ -23,19 +23,25 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 from typing import Any
 
 from libp2p.custom_types import TProtocol
+from libp2p.exceptions import ParseError
+from libp2p.io.exceptions import IncompleteReadError, IOException, MessageTooLarge
+from libp2p.network.connection.exceptions import RawConnError
+from libp2p.network.stream.exceptions import StreamEOF, StreamError
 from libp2p.peer.id import ID
 from libp2p.pubsub import gossipsub as _gossipsub
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.pubsub import GossipsubEvent, Pubsub
 from libp2p.pubsub.score import ScoreParams
+from libp2p.pubsub.utils import maybe_consume_signed_record
 
 __all__ = [
     "MAX_RPC_SIZE",
@@ -62,6 +68,13 @@ OUTBOUND_QUEUE_SIZE = 256
 PROTOCOL_V10 = _gossipsub.PROTOCOL_ID
 PROTOCOL_V11 = _gossipsub.PROTOCOL_ID_V11
 PROTOCOL_V12 = _gossipsub.PROTOCOL_ID_V12
+_IDONTWANT_PROTOCOLS = frozenset(
+    {PROTOCOL_V12, _gossipsub.PROTOCOL_ID_V13, _gossipsub.PROTOCOL_ID_V14, _gossipsub.PROTOCOL_ID_V20}
+)
+# go-libp2p-pubsub GossipSubIDontWantMessageThreshold: IDONTWANT only for messages of at least 1 KiB.
+IDONTWANT_THRESHOLD = 1024
+# How much one read of an inbound pubsub stream may take (see RpcReader).
+_READ_CHUNK = 1 << 20
 
 
 class Disposition(Enum):
@@ -109,15 +122,85 @@ class NoEquivocationGossipSub(GossipSub):
     """
 
     on_send: Callable[[int], None] | None = None  # bytes of each RPC queued to a peer (metrics)
+    # (reason, kind, messages) for every outbound RPC py-libp2p drops: reason "queue_full"/"oversized",
+    # kind "publish"/"control"; 0.8.1 only logs these at DEBUG ("Dropping outbound RPC").
+    on_drop: Callable[[str, str, int], None] | None = None
+
+    def _handle_dropped_rpc(self, peer_id: Any, rpc: Any, reason: str) -> None:
+        if self.on_drop is not None:
+            self.on_drop(reason, "publish" if rpc.publish else "control", len(rpc.publish))
+        super()._handle_dropped_rpc(peer_id, rpc, reason)
 
     def send_rpc(self, peer_id: Any, rpc: Any, priority: bool = False) -> None:
+        size = rpc.ByteSize()
         if self.on_send is not None:
-            self.on_send(rpc.ByteSize())
-        super().send_rpc(peer_id, rpc, priority)
+            self.on_send(size)
+        queue = self.pubsub.peer_queues.get(peer_id) if self.pubsub is not None else None
+        if queue is None or peer_id in self._pending_control or size > queue.max_message_size:
+            super().send_rpc(peer_id, rpc, priority)  # split / piggyback / drop path
+            return
+        # 0.8.1 copies every RPC (CopyFrom) and re-splits it per peer; an RPC that needs neither is
+        # queued as is (never mutated afterwards, so one RPC object can sit in several peers' queues).
+        if not queue.push(rpc, priority=priority):
+            self._handle_dropped_rpc(peer_id, rpc, "queue_full")
 
     def attach(self, pubsub: Any) -> None:
         super().attach(pubsub)
         self.mcache = MessageIdCache(self.mcache.window_size, self.mcache.history_size, pubsub.get_message_id)
+
+    async def publish(self, msg_forwarder: ID, pubsub_msg: Any) -> None:
+        """Forward a validated message to the topic's mesh (or fanout) peers.
+
+        Replaces 0.8.1 ``GossipSub.publish``, which for every message (a) builds and attaches a signed
+        peer record (``env_to_send_in_RPC``: ``host.get_addrs()`` + marshal, ~0.8 ms) that every py
+        receiver then verifies (secp256k1, ~0.5 ms per RPC) — op-node sends none; (b) sends IDONTWANT
+        after validation to every mesh peer, for every size, even for our own publishes (one extra RPC
+        per peer per message: go sends it before validation, for received messages >= 1 KiB, see
+        :meth:`idontwant_before_validation`); (c) re-queues the message for peers whose subscription
+        is not known yet (go never sends to those). Mesh/fanout selection, IDONTWANT filtering and the
+        score gates are py-libp2p's own (``_get_peers_to_send``, ``allow_publish``).
+        """
+        if not self._check_equivocation(pubsub_msg):
+            return
+        self.mcache.put(pubsub_msg)
+        pubsub = self.pubsub
+        if pubsub is None:
+            return
+        topics = list(pubsub_msg.topicIDs)
+        msg_id = pubsub.get_message_id(pubsub_msg)
+        rpc = rpc_pb2.RPC(publish=[pubsub_msg])
+        origin = ID(pubsub_msg.from_id)
+        peers = self._get_peers_to_send(topics, msg_forwarder=msg_forwarder, origin=origin, msg_id=msg_id)
+        for peer_id in peers:
+            if peer_id not in pubsub.peers:
+                continue
+            if self.scorer is not None and not self.scorer.allow_publish(peer_id, topics):
+                continue
+            self.send_rpc(peer_id, rpc)
+        now = int(time.time())
+        for topic in topics:
+            self.time_since_last_publish[topic] = now
+
+    def idontwant_before_validation(self, forwarder: ID, msg: Any, msg_id: bytes) -> None:
+        """go-libp2p-pubsub ``PreValidation``: tell the other v1.2 mesh peers not to send a big message
+        we are about to validate (replaces 0.8.1's post-validation IDONTWANT, see :meth:`publish`)."""
+        if len(msg.data) < IDONTWANT_THRESHOLD:
+            return
+        rpc: Any = None
+        for topic in msg.topicIDs:
+            for peer_id in self.mesh.get(topic, ()):
+                if peer_id == forwarder or self.peer_protocol.get(peer_id) not in _IDONTWANT_PROTOCOLS:
+                    continue
+                if rpc is None:
+                    rpc = rpc_pb2.RPC()
+                    rpc.control.idontwant.add().messageIDs.append(msg_id)
+                self.send_rpc(peer_id, rpc, priority=True)
+
+    async def emit_control_message(self, control_msg: Any, to_peer: ID) -> None:
+        """Queue a control RPC (0.8.1 attaches a freshly built signed peer record, see :meth:`publish`)."""
+        packet = rpc_pb2.RPC()
+        packet.control.CopyFrom(control_msg)
+        self.send_rpc(to_peer, packet, priority=True)
 
     def _check_equivocation(self, msg: Any) -> bool:
         if not msg.from_id and not msg.seqno:
@@ -145,6 +228,58 @@ class SizedPeerQueues(dict[Any, Any]):
         if inner is not None and hasattr(inner, "max_size"):
             inner.max_size = self.depth
         super().__setitem__(key, queue)
+
+
+class RpcReader:
+    """Reads varint-length-prefixed RPCs from a pubsub stream through a buffer.
+
+    Replaces 0.8.1's ``read_varint_prefixed_bytes_limited`` loop, which reads the length prefix one byte
+    per ``stream.read(1)`` call. Each read of a yamux stream sends a WINDOW_UPDATE frame (an encrypted
+    Noise message and a socket write) — ~36 frames per 100 KB message were measured. Reading up to 1 MiB
+    at a time gives one or two reads per message.
+    """
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._buf = bytearray()
+        self._pos = 0
+
+    async def _fill(self) -> None:
+        chunk = await self._stream.read(_READ_CHUNK)
+        if not chunk:
+            raise IncompleteReadError("pubsub stream ended mid-RPC", expected_bytes=1, received_bytes=0)
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += chunk
+
+    def _varint(self) -> tuple[int, int] | None:
+        value, shift, i, buf = 0, 0, self._pos, self._buf
+        while i < len(buf):
+            b = buf[i]
+            value |= (b & 0x7F) << shift
+            i += 1
+            if not b & 0x80:
+                return value, i
+            shift += 7
+            if shift >= 64:
+                raise ParseError("varint length prefix exceeds 64 bits")
+        return None
+
+    async def read(self) -> bytes:
+        """The next RPC's bytes; raises ``MessageTooLarge`` above the limit (before reading the body)."""
+        while (prefix := self._varint()) is None:
+            await self._fill()
+        length, self._pos = prefix  # prefix consumed
+        if length > self._limit:
+            raise MessageTooLarge(f"RPC of {length} bytes exceeds the limit of {self._limit}")
+        while len(self._buf) - self._pos < length:
+            await self._fill()  # may compact the buffer (self._pos becomes 0)
+        end = self._pos + length
+        data = bytes(self._buf[self._pos : end])
+        self._pos = end
+        return data
 
 
 class _IdMemo:
@@ -212,6 +347,71 @@ class NoSignPubsub(Pubsub):
         self.peer_queues = SizedPeerQueues(outbound_queue_size, max_rpc_size)
         self._validate_fn = validate_fn
         self._refuse_fn = refuse_fn
+        self._peer_records: dict[ID, bytes] = {}  # last signed peer record consumed per peer
+        # (event) for pubsub outcomes that never reach validate_fn: "duplicate", "graylisted",
+        # "inbound_rpc_too_large", "bad_peer_record" (0.8.1 logs them at DEBUG/WARNING at best).
+        self.on_event: Callable[[str], None] | None = None
+
+    def _event(self, name: str) -> None:
+        if self.on_event is not None:
+            self.on_event(name)
+
+    # -- reading a peer's stream ------------------------------------------------------------------
+
+    async def continuously_read_stream(self, stream: Any) -> None:
+        """Read RPCs from one peer and handle them in order.
+
+        Replaces 0.8.1 ``Pubsub.continuously_read_stream``: the length prefix is read through
+        :class:`RpcReader` instead of byte by byte; each message is handled inline (0.8.1 spawns one
+        task per message, so messages of one RPC stream are validated out of order); the sender's
+        signed peer record is verified only when it differs from the last one (0.8.1 verifies it on
+        every RPC, twice for control RPCs, ~0.5 ms each); an oversized RPC is counted
+        (``inbound_rpc_too_large``) as well as logged.
+        """
+        peer_id = stream.muxed_conn.peer_id
+        reader = RpcReader(stream, self.max_inbound_rpc_size)
+        try:
+            while self.manager.is_running:
+                incoming = await reader.read()
+                rpc = rpc_pb2.RPC()
+                rpc.ParseFromString(incoming)
+                if rpc.HasField("senderRecord"):
+                    if self._peer_records.get(peer_id) != rpc.senderRecord:
+                        if not maybe_consume_signed_record(rpc, self.host, peer_id):
+                            self._event("bad_peer_record")
+                            continue
+                        self._peer_records[peer_id] = rpc.senderRecord
+                    rpc.ClearField("senderRecord")  # the router would verify it again
+                for msg in rpc.publish:
+                    if self._is_subscribed_to_msg(msg):
+                        await self.push_msg(peer_id, msg)
+                if rpc.subscriptions:
+                    if len(rpc.subscriptions) > self.max_subscriptions_per_rpc:
+                        log.warning("peer %s sent %d subscriptions at once", peer_id, len(rpc.subscriptions))
+                    else:
+                        for sub in rpc.subscriptions:
+                            self.handle_subscription(peer_id, sub)
+                if rpc.HasField("control"):
+                    await self.router.handle_rpc(rpc, peer_id)
+                if stream.metric_send_channel is not None:
+                    event = GossipsubEvent()
+                    event.peer_id = peer_id.pretty()
+                    event.message_size = len(incoming)
+                    event.publish, event.subopts = bool(rpc.publish), bool(rpc.subscriptions)
+                    event.control = rpc.HasField("control")
+                    await stream.metric_send_channel.send(event)
+        except MessageTooLarge as error:
+            log.warning("inbound pubsub RPC from %s too large: %s", peer_id, error)
+            self._event("inbound_rpc_too_large")
+            try:
+                await stream.reset()
+            except Exception:
+                pass
+            self._handle_dead_peer(peer_id)
+        except (StreamEOF, StreamError, IOException, RawConnError) as error:
+            log.debug("pubsub stream of %s ended: %r", peer_id, error)
+        finally:
+            self._peer_records.pop(peer_id, None)
 
     # -- publishing -------------------------------------------------------------------------------
 
@@ -263,10 +463,16 @@ class NoSignPubsub(Pubsub):
             return
         mid = self._msg_id_constructor(msg)
         if self.seen_messages.has(mid):
+            self._event("duplicate")
             return
         scorer = getattr(self.router, "scorer", None)
         if scorer is not None and not scorer.allow_publish(msg_forwarder, list(msg.topicIDs)):
+            self._event("graylisted")
             return  # graylisted sender: ignored like go's AcceptNone
+        if msg_forwarder != self.my_id:
+            early = getattr(self.router, "idontwant_before_validation", None)
+            if early is not None:
+                early(msg_forwarder, msg, mid)
         # No checkpoint between the seen check above and seen.add below (validate_fn is sync).
         try:
             verdict = self._validate_fn(msg_forwarder, msg, mid)

@@ -416,6 +416,8 @@ class HostGate:
         self._network = host.get_network()
         # keep py-libp2p's own IP allow/deny gate (empty by default) for the connection pruner
         self._inner = getattr(self._network, "connection_gate", None)
+        self.refused_addresses = 0  # dial addresses / inbound connections refused by IP (for metrics)
+        self.refused_connections = 0  # connections closed because the peer is blocked/banned
 
     # -- swarm.connection_gate protocol ----------------------------------------------------------------
 
@@ -424,6 +426,7 @@ class HostGate:
         ip = _ip_of_multiaddr(remote_addr)
         if ip is not None and self.gater.is_addr_blocked(ip, self.clock()):
             log.debug("gater_refused_address", addr=str(remote_addr))
+            self.refused_addresses += 1
             return False
         if self._inner is not None:
             return bool(await self._inner.is_allowed(remote_addr))
@@ -447,6 +450,7 @@ class HostGate:
             refused = not self.gater.allow_accept(conn_remote_ip(conn), now)
         if refused:
             log.info("gater_closed_connection", peer=str(peer_id), direction=direction)
+            self.refused_connections += 1
             await _close_quietly(conn)
 
     async def disconnected(self, network: Any, conn: Any) -> None:

@@ -8,7 +8,14 @@ Names use the ``baton_p2p_`` prefix:
 * ``baton_p2p_equivocations_total`` — heights where a 2nd distinct signed block was seen;
 * ``baton_p2p_published_total{version}`` — blocks this node published;
 * ``baton_p2p_peers`` — connected peers; ``baton_p2p_bandwidth_bytes_total{direction}`` — gossip bytes
-  in (messages received) and out (RPCs queued to peers).
+  in (messages received) and out (RPCs queued to peers);
+* ``baton_p2p_outbound_rpc_dropped_total{reason, kind}`` — RPCs py-libp2p dropped instead of sending
+  (``queue_full``: the peer's 256-deep outbound queue was full; ``oversized``), ``kind`` ``publish`` or
+  ``control``; ``baton_p2p_outbound_messages_dropped_total{reason}`` — gossip messages inside them;
+* ``baton_p2p_pubsub_events_total{event}`` — other pubsub-level outcomes that never reach the validator:
+  ``duplicate`` (already seen), ``graylisted`` (sender below the graylist score), ``inbound_rpc_too_large``
+  (stream reset), ``inbound_rpc_error`` (malformed RPC);
+* ``baton_p2p_outbound_queue_max`` — the deepest per-peer outbound queue right now.
 """
 
 from __future__ import annotations
@@ -50,9 +57,54 @@ class GossipMetrics:
             "baton_p2p_bandwidth_bytes", "Gossip bytes received and sent", ["direction"], registry=r
         )
         self.peers = Gauge("baton_p2p_peers", "Connected libp2p peers", registry=r)
+        self.outbound_dropped = Counter(
+            "baton_p2p_outbound_rpc_dropped",
+            "Outbound pubsub RPCs dropped before sending, by reason and kind (publish/control)",
+            ["reason", "kind"],
+            registry=r,
+        )
+        self.outbound_messages_dropped = Counter(
+            "baton_p2p_outbound_messages_dropped",
+            "Gossip messages inside dropped outbound RPCs",
+            ["reason"],
+            registry=r,
+        )
+        self.pubsub_events = Counter(
+            "baton_p2p_pubsub_events",
+            "Pubsub outcomes before validation (duplicate, graylisted, inbound_rpc_too_large, ...)",
+            ["event"],
+            registry=r,
+        )
+        self.outbound_queue_max = Gauge(
+            "baton_p2p_outbound_queue_max", "Deepest per-peer outbound RPC queue", registry=r
+        )
 
     def set_peer_count_fn(self, fn: Callable[[], float]) -> None:
         self.peers.set_function(fn)
+
+    def set_outbound_queue_fn(self, fn: Callable[[], float]) -> None:
+        self.outbound_queue_max.set_function(fn)
+
+    def dropped(self, reason: str, kind: str, messages: int) -> None:
+        """An outbound RPC was dropped (hook for :attr:`p2p.compat.NoEquivocationGossipSub.on_drop`)."""
+        self.outbound_dropped.labels(reason=reason, kind=kind).inc()
+        if messages:
+            self.outbound_messages_dropped.labels(reason=reason).inc(messages)
+
+    def event(self, name: str) -> None:
+        """A pubsub event (hook for :attr:`p2p.compat.NoSignPubsub.on_event`)."""
+        self.pubsub_events.labels(event=name).inc()
+
+    def total(self, name: str, **labels: str) -> float:
+        """Sum of the ``_total`` samples of counter family ``name`` matching ``labels`` (tests, bench)."""
+        total = 0.0
+        for metric in self.registry.collect():
+            for sample in metric.samples:
+                if sample.name != name + "_total":
+                    continue
+                if all(sample.labels.get(k) == v for k, v in labels.items()):
+                    total += sample.value
+        return total
 
     def verdict(self, version: str, result: str, reason: str) -> None:
         self.messages.labels(version=version, result=result, reason=reason).inc()

@@ -175,6 +175,7 @@ class GossipNode:
             score_params=params,
         )
         self.router.on_send = self._on_send
+        self.router.on_drop = self.metrics.dropped
         self.pubsub = NoSignPubsub(
             self.host,
             self.router,
@@ -184,6 +185,10 @@ class GossipNode:
             seen_ttl=config.seen_ttl,
             allowed_topics=self.topics,
             outbound_queue_size=config.outbound_queue_size,
+        )
+        self.pubsub.on_event = self.metrics.event
+        self.metrics.set_outbound_queue_fn(
+            lambda: float(max((len(q) for q in self.pubsub.peer_queues.values()), default=0))
         )
         self._inspected: OrderedDict[int, tuple[Any, SnappyMessage]] = OrderedDict()
         self._recent: deque[AcceptedBlock] = deque(maxlen=config.recent_blocks_limit)

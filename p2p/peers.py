@@ -280,6 +280,9 @@ class StaticPeerDialer:
         network = self.host.get_network()
         # py-libp2p refuses re-dials for 60 s after a failure (negative cache); our own backoff rules here.
         _cm_call(network, "unblock_peer", peer_id)
+        # py-libp2p dials only one address per transport class from the peerstore; stale addresses (an old
+        # port learned earlier) could shadow the configured one forever, so the static addresses rule.
+        _cm_call(self.host.get_peerstore(), "clear_addrs", peer_id)
         self.dial_attempts[peer_id] = self.dial_attempts.get(peer_id, 0) + 1
         info = PeerInfo(peer_id, [sp.addr for sp in addrs])
         with trio.move_on_after(self.dial_timeout) as scope:

@@ -86,7 +86,9 @@ class RaftCore(LeaderMixin):
                 if self.in_lease(now) and not (isinstance(m, VoteRequest) and m.transfer):
                     return  # leader stickiness: a live leader exists, ignore the disruptor
                 if isinstance(m, VoteRequest):
-                    self.become_follower(m.term, None, now)
+                    # the timer restarts only when we grant the vote: candidates with stale
+                    # logs must not keep an up-to-date node from campaigning
+                    self.become_follower(m.term, None, now, reset_timer=False)
             elif isinstance(m, PreVoteResponse) and m.granted:
                 pass  # carries the term we would campaign in
             else:
@@ -293,7 +295,9 @@ class RaftCore(LeaderMixin):
             or (pre and m.term > self.term)
         )
         grant = (
-            can_vote and self.latest_config.is_voter(m.src) and self.log.up_to_date(m.last_index, m.last_term)
+            can_vote
+            and (not self.latest_config.servers or self.latest_config.is_voter(m.src))
+            and self.log.up_to_date(m.last_index, m.last_term)
         )
         if pre:
             self.send(PreVoteResponse(self.id, m.src, m.term if grant else self.term, grant))

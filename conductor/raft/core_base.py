@@ -182,7 +182,7 @@ class CoreBase:
     def send(self, msg: Message) -> None:
         self._outbox.append(msg)
 
-    def become_follower(self, term: int, leader: str | None, now: float) -> None:
+    def become_follower(self, term: int, leader: str | None, now: float, reset_timer: bool = True) -> None:
         if term != self.term:
             self.term = term
             self.vote = None
@@ -191,7 +191,8 @@ class CoreBase:
         self.role = Role.FOLLOWER
         self.leader_id = leader
         self.votes = {}
-        self.reset_election_timer(now)
+        if reset_timer or self.election_deadline < now:
+            self.reset_election_timer(now)
 
     def leave_leadership(self) -> None:
         self.progress = {}

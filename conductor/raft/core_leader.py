@@ -102,7 +102,7 @@ class LeaderMixin(CoreBase):
 
     # ------------------------------------------------------------ replication
 
-    def send_append(self, peer: str, pr: Progress, now: float) -> bool:
+    def send_append(self, peer: str, pr: Progress, now: float, allow_empty: bool = False) -> bool:
         """Send the next AppendEntries (or InstallSnapshot) to `peer` if allowed."""
         if pr.state == ProgressState.SNAPSHOT:
             if now - pr.snapshot_sent_at < self.cfg.election_timeout:
@@ -123,6 +123,10 @@ class LeaderMixin(CoreBase):
             return True
         entries = self.log.slice(pr.next, last, self.cfg.max_append_entries, self.cfg.max_batch_bytes)
         if not entries and pr.state == ProgressState.REPLICATE:
+            if allow_empty:
+                # in-flight appends may have been lost: an empty append at `next` either
+                # succeeds or is rejected and sends us back to probing
+                self.send(AppendEntries(self.id, peer, self.term, prev, prev_term, (), self.commit))
             return False
         self.send(AppendEntries(self.id, peer, self.term, prev, prev_term, tuple(entries), self.commit))
         if pr.state == ProgressState.REPLICATE:
@@ -207,7 +211,8 @@ class LeaderMixin(CoreBase):
             pr.probe_sent = False
         elif pr.state == ProgressState.REPLICATE and len(pr.inflight) >= self.cfg.max_inflight:
             pr.inflight.popleft()
-        if pr.match < self.log.last_index() or pr.state == ProgressState.SNAPSHOT:
+        lagging = pr.match < self.log.last_index() or pr.state == ProgressState.SNAPSHOT
+        if lagging and self.send_append(m.src, pr, now, allow_empty=True):
             self.send_append_all(m.src, pr, now)
         if self.latest_config.is_voter(m.src):
             for r in self.reads:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,16 @@ class LeadershipLostError(RaftError):
 class RaftShutdownError(RaftError):
     def __init__(self, msg: str = "raft is already shutdown") -> None:
         super().__init__(msg)
+
+
+@dataclass(slots=True)
+class IOStats:
+    """Durable-write counters (for metrics and benchmarks)."""
+
+    persists: int = 0
+    persist_seconds: float = 0.0
+    persist_max: float = 0.0
+    snapshots_installed: int = 0  # state machine reset from a leader's snapshot
 
 
 @dataclass(slots=True)
@@ -144,6 +155,7 @@ class RaftNode:
             on_unreachable=self._on_unreachable,
         )
         self._unreachable: set[str] = set()
+        self.io_stats = IOStats()
         self.storage: RaftStorage | None = None
         self._core: RaftCore | None = None
         self._lock = trio.Lock()
@@ -320,7 +332,12 @@ class RaftNode:
             )
 
         if needs_io:
+            t0 = time.perf_counter()
             await trio.to_thread.run_sync(work)
+            dt = time.perf_counter() - t0
+            self.io_stats.persists += 1
+            self.io_stats.persist_seconds += dt
+            self.io_stats.persist_max = max(self.io_stats.persist_max, dt)
         else:
             work()
 
@@ -331,6 +348,7 @@ class RaftNode:
             self._applied = meta.index
             for idx in [i for i in self._proposals if i <= meta.index]:
                 self._proposals.pop(idx).resolve(error=LeadershipLostError())
+            self.io_stats.snapshots_installed += 1
             self.log.info("raft restored state machine from snapshot", index=meta.index, term=meta.term)
         for e in rd.committed_entries:
             result: object = None
@@ -463,7 +481,11 @@ class RaftNode:
         await self._wait(w, timeout, "the configuration change to commit")
 
     async def add_nonvoter(
-        self, server_id: str, addr: str, prev_index: int = 0, timeout: float = 5.0  # noqa: ASYNC109
+        self,
+        server_id: str,
+        addr: str,
+        prev_index: int = 0,
+        timeout: float = 5.0,  # noqa: ASYNC109
     ) -> None:
         await self._precheck(addr)
         w = await self._submit(lambda now: self.core.add_nonvoter(server_id, addr, prev_index, now))

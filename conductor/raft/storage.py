@@ -417,11 +417,7 @@ class RaftStorage:
 
     def is_new(self) -> bool:
         """True when nothing was ever persisted (a bootstrap may proceed)."""
-        return (
-            not self.stable.exists()
-            and self.log.is_empty()
-            and self.snapshots.latest() is None
-        )
+        return not self.stable.exists() and self.log.is_empty() and self.snapshots.latest() is None
 
     def load(self) -> RestoredState:
         """Read the state to hand to the core: hard state, newest snapshot, log entries after it."""

@@ -78,6 +78,7 @@ class TransportStats:
     dropped_unreachable: int = 0
     dropped_no_address: int = 0
     refused_connections: int = 0
+    auth_failures: int = 0  # handshakes that failed the shared-secret check (either side)
     malformed_frames: int = 0
 
 
@@ -309,6 +310,7 @@ class RaftTransport:
             hello = await reader.read(self.cfg.io_timeout)
             flags, peer_id, peer_addr, _nonce_c = _parse_hello(hello)
             if self.secret is not None and not flags & 1:
+                self.stats.auth_failures += 1
                 raise TransportError(f"peer {peer_id!r} sent no authentication but a secret is configured")
             welcome = self._hello()
             mac = _mac(self.secret, b"server", hello, welcome) if self.secret is not None else b""
@@ -317,6 +319,7 @@ class RaftTransport:
             if self.secret is not None:
                 proof = await reader.read(self.cfg.io_timeout)
                 if not hmac.compare_digest(proof, _mac(self.secret, b"client", hello, welcome)):
+                    self.stats.auth_failures += 1
                     raise TransportError(f"peer {peer_id!r} failed authentication (wrong secret)")
             if peer_addr and peer_id != self.id:
                 self._learned[peer_id] = peer_addr
@@ -352,8 +355,10 @@ class RaftTransport:
                     raise TransportError(f"dialled {peer_id!r} at {addr} but {remote_id!r} answered")
                 if self.secret is not None:
                     if not flags & 1:
+                        self.stats.auth_failures += 1
                         raise TransportError(f"peer {peer_id!r} is not configured with a secret")
                     if not hmac.compare_digest(welcome[-_MAC:], _mac(self.secret, b"server", hello, body)):
+                        self.stats.auth_failures += 1
                         raise TransportError(f"peer {peer_id!r} failed authentication (wrong secret)")
                     await stream.send_all(_frame(_mac(self.secret, b"client", hello, body)))
             return stream
@@ -381,8 +386,12 @@ class RaftTransport:
                     self.stats.dropped_unreachable += dropped
                     self._report(peer.id)
                     level = lg.warning if isinstance(e, TransportError) else lg.debug
-                    level("raft transport: connect failed", addr=addr, error=str(e) or type(e).__name__,
-                          dropped=dropped)
+                    level(
+                        "raft transport: connect failed",
+                        addr=addr,
+                        error=str(e) or type(e).__name__,
+                        dropped=dropped,
+                    )
                     await trio.sleep(backoff)
                     backoff = min(backoff * 2, self.cfg.backoff_max)
                     continue

@@ -81,6 +81,12 @@ class Server:
             st["became_leader_at"] = self.became_leader_at
             st["items"] = len(self.fsm.items) if not isinstance(self.fsm, DigestFSM) else self.fsm.count
             st["raft_addr"] = node.advertised_addr
+            io = node.io_stats
+            st["io"] = {
+                "persists": io.persists,
+                "persist_s": io.persist_seconds,
+                "persist_max_s": io.persist_max,
+            }
             return st
         if op == "propose":
             if "data" in req:
@@ -198,9 +204,18 @@ class ProcCluster:
             self.ports[sid] = (free_port(), free_port())
         raft_port, control_port = self.ports[sid]
         cmd = [
-            sys.executable, "-m", "tests.cluster.raft_proc", "--id", sid,
-            "--raft-port", str(raft_port), "--control-port", str(control_port),
-            "--dir", str(self.base / "data"), *self.extra,
+            sys.executable,
+            "-m",
+            "tests.cluster.raft_proc",
+            "--id",
+            sid,
+            "--raft-port",
+            str(raft_port),
+            "--control-port",
+            str(control_port),
+            "--dir",
+            str(self.base / "data"),
+            *self.extra,
         ]
         if bootstrap:
             cmd.append("--bootstrap")

@@ -38,6 +38,7 @@ class Cluster:
     base: Path
     cfg: RaftConfig
     segment_bytes: int = 512  # small log segments so compaction deletes files
+    secret: bytes | None = None
     members: dict[str, Member] = field(default_factory=dict)
 
     async def start(
@@ -53,6 +54,7 @@ class Cluster:
             self.cfg,
             bootstrap=bootstrap,
             segment_bytes=self.segment_bytes,
+            secret=self.secret,
         )
         scope = trio.CancelScope()
 
@@ -87,9 +89,11 @@ async def wait_for(pred: Callable[[], bool], within: float = 10.0) -> None:
 
 
 @asynccontextmanager
-async def cluster(tmp_path: Path, n: int = 3, cfg: RaftConfig = FAST) -> AsyncIterator[Cluster]:
+async def cluster(
+    tmp_path: Path, n: int = 3, cfg: RaftConfig = FAST, secret: bytes | None = None
+) -> AsyncIterator[Cluster]:
     async with trio.open_nursery() as nursery:
-        c = Cluster(nursery, tmp_path, cfg)
+        c = Cluster(nursery, tmp_path, cfg, secret=secret)
         a = await c.start("n1", bootstrap=True)
         assert a.node.fresh_bootstrap
         await wait_for(a.node.is_leader)
@@ -120,6 +124,23 @@ async def test_three_nodes_elect_one_leader_and_replicate(tmp_path: Path) -> Non
             st = follower.node.status()
             assert st["role"] == "follower" and st["leader_id"] == leader.node.id
             assert st["applied_index"] == st["commit_index"] == leader.node.status()["commit_index"]
+
+
+async def test_cluster_with_shared_secret(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with cluster(tmp_path, secret=b"cluster-secret") as c:
+            leader = await c.leader()
+            await leader.node.propose(b"authenticated", timeout=5)
+            await wait_for(lambda: all(m.fsm.items == [b"authenticated"] for m in c.members.values()))
+            # a server with the wrong secret never receives anything
+            c.secret = b"wrong"
+            intruder = await c.start("n9")
+            _, version = leader.node.membership()
+            await leader.node.add_nonvoter("n9", intruder.node.advertised_addr, version, timeout=5)
+            await leader.node.propose(b"second", timeout=5)
+            await trio.sleep(0.3)
+            assert intruder.fsm.items == []
+            assert leader.node.transport.stats.auth_failures > 0
 
 
 async def test_concurrent_proposals(tmp_path: Path) -> None:
@@ -254,6 +275,7 @@ async def test_snapshot_compaction_and_install_snapshot(tmp_path: Path) -> None:
             await leader.node.add_voter("n4", d.node.advertised_addr, version, timeout=5)
             await wait_for(lambda: d.fsm.items == leader.fsm.items)
             assert len(d.fsm.items) == 40
+            assert d.node.io_stats.snapshots_installed == 1  # caught up via InstallSnapshot
             assert d.node.storage is not None and d.node.storage.snapshots.latest() is not None
             # and it restarts from its own snapshot + log
             d2 = await c.restart("n4")

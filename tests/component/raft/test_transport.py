@@ -93,6 +93,7 @@ async def test_wrong_or_missing_secret_refused(sa: bytes | None, sb: bytes | Non
             assert got == [], "message accepted from unauthenticated peer"
             assert b.stats.received == 0
             assert a.stats.dropped_unreachable > 0
+            assert a.stats.auth_failures + b.stats.auth_failures > 0
             n.cancel_scope.cancel()
 
 

@@ -24,7 +24,7 @@ import hashlib
 import heapq
 import random
 import struct
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -102,7 +102,11 @@ class Disk:
         if rd.truncate_from is not None:
             self.entries = [e for e in self.entries if e.index < rd.truncate_from]
         for e in rd.entries_to_append:
-            expect = self.entries[-1].index + 1 if self.entries else (self.snapshot.meta.index + 1 if self.snapshot else 1)
+            expect = (
+                self.entries[-1].index + 1
+                if self.entries
+                else (self.snapshot.meta.index + 1 if self.snapshot else 1)
+            )
             if e.index != expect:
                 raise SafetyViolation(f"non-contiguous persisted append: {e.index}, expected {expect}")
             self.entries.append(e)
@@ -190,8 +194,10 @@ class Sim:
         self.completeness: dict[tuple[str, int], int] = {}
         self.acked: dict[int, tuple[int, bytes]] = {}
         self.max_commit = 0
+        self.commit_floor: dict[int, int] = {}
         self.reads: dict[bytes, int] = {}
         self.counter = 0
+        self.stats: Counter[str] = Counter()
         for i in ids:
             self.start(i)
         servers = [Server(i, f"addr-{i}", Suffrage.VOTER) for i in ids[:voters]]
@@ -247,6 +253,7 @@ class Sim:
         node.tick_gen += 1
         node.tick_at = None
         self.crashed.add(nid)
+        self.stats["crash"] += 1
         self.log(f"CRASH {nid}")
 
     def after_input(self, nid: str) -> None:
@@ -276,9 +283,7 @@ class Sim:
         return self.groups.get(a, 0) == self.groups.get(b, 0)
 
     def leaders_now(self) -> list[str]:
-        return [
-            n.id for n in self.nodes.values() if n.core is not None and n.core.role == Role.LEADER
-        ]
+        return [n.id for n in self.nodes.values() if n.core is not None and n.core.role == Role.LEADER]
 
     # ------------------------------------------------------------ main loop
 
@@ -311,7 +316,9 @@ class Sim:
             node.core.step(m, self.now)
             self.after_input(m.dst)
         elif kind == "tick":
-            nid, gen = payload  # type: ignore[misc]
+            assert isinstance(payload, tuple)
+            nid, gen = payload
+            assert isinstance(nid, str) and isinstance(gen, int)
             node = self.nodes[nid]
             if node.core is None or gen != node.tick_gen:
                 return
@@ -359,6 +366,7 @@ class Sim:
                 raise self.fail(f"{nid} snapshot {idx} would move applied back from {node.sm.index}")
             node.sm = StateMachine.from_snapshot(rd.snapshot_to_apply.data)
             self.check_snapshot(nid, node.sm, idx)
+            self.stats["snapshot_installed"] += 1
         for e in rd.committed_entries:
             self.apply(node, e)
         for r in rd.read_states:
@@ -367,16 +375,20 @@ class Sim:
                 raise self.fail(f"{nid} read index {r.index} < commit {floor} seen when the read was asked")
             if node.sm.index < r.index:
                 raise self.fail(f"{nid} read state {r.index} released before apply ({node.sm.index})")
+            self.stats["read_ok"] += 1
         for ctx in rd.dropped_reads:
             self.reads.pop(ctx, None)
         c.advance(rd)
         if c.snapshot_due():
             c.compact(c.applied, node.sm.snapshot_data())
             self.log(f"{nid} compact at {c.applied}")
+            self.stats["compact"] += 1
         self.after_input(nid)
 
     def persist(self, node: SimNode, rd: Ready) -> None:
         disk = node.disk
+        if rd.truncate_from is not None and rd.snapshot_to_save is None:
+            self.stats["truncate"] += 1
         disk.persist(rd)
         n_new = len(rd.entries_to_append)
         for pos in range(len(disk.entries) - n_new, len(disk.entries)):
@@ -386,7 +398,11 @@ class Sim:
             old = self.seen.get(key)
             if old is None:
                 self.seen[key] = (e.kind, e.data, prev)
-            elif old[0] != e.kind or old[1] != e.data or (old[2] is not None and prev is not None and old[2] != prev):
+            elif (
+                old[0] != e.kind
+                or old[1] != e.data
+                or (old[2] is not None and prev is not None and old[2] != prev)
+            ):
                 raise self.fail(f"log matching: {node.id} holds a different entry at {key}")
 
     def apply(self, node: SimNode, e: Entry) -> None:
@@ -404,6 +420,7 @@ class Sim:
         want = node.pending.pop(e.index, None)
         if want is not None and want == (e.term, e.data):
             self.acked[e.index] = want
+            self.stats["acked"] += 1
 
     def check_snapshot(self, nid: str, sm: StateMachine, index: int) -> None:
         if sm.index != index or self.digests.get(index) != sm.digest:
@@ -417,18 +434,25 @@ class Sim:
             if c is None:
                 continue
             self.max_commit = max(self.max_commit, c.commit)
+            # a node in term T with commit index C: a leader of some term <= T committed C
+            if c.commit > self.commit_floor.get(c.term, 0):
+                self.commit_floor[c.term] = c.commit
             if c.role != Role.LEADER:
                 continue
+            if c.term not in self.leaders:
+                self.stats["elected"] += 1
             other = self.leaders.setdefault(c.term, n.id)
             if other != n.id:
                 raise self.fail(f"two leaders in term {c.term}: {other} and {n.id}")
+            # leader completeness: entries committed in earlier terms are in this leader's log
+            floor = max((v for t, v in self.commit_floor.items() if t < c.term), default=0)
+            top = min(floor, len(self.committed))
             key = (n.id, c.term)
             upto = self.completeness.get(key, 0)
-            top = len(self.committed)
             for i in range(max(upto, c.log.offset) + 1, top + 1):
                 if c.log.term_at(i) != self.committed[i][0]:
                     raise self.fail(f"leader completeness: leader {n.id} term {c.term} lacks committed {i}")
-            self.completeness[key] = top
+            self.completeness[key] = max(upto, top)
 
     def check_liveness(self) -> None:
         leaders = [n for n in self.leaders_now() if self.core(n).lease_valid(self.now)]
@@ -490,6 +514,7 @@ class Sim:
         ids = sorted(self.nodes)
         self.groups = {i: self.rng.randrange(2) for i in ids}
         self.log(f"partition {self.groups}")
+        self.stats["partition"] += 1
         self.push(self.now + self.rng.uniform(0.2, 1.0), "heal", None)
 
     def fault_isolate_leader(self) -> None:
@@ -499,10 +524,13 @@ class Sim:
         lid = self.rng.choice(leaders)
         self.groups = {lid: 1}
         self.log(f"isolate leader {lid}")
+        self.stats["partition"] += 1
         self.push(self.now + self.rng.uniform(0.2, 1.0), "heal", None)
 
     def fault_crash(self) -> None:
         alive = [i for i in sorted(self.nodes) if i not in self.crashed]
+        if len(self.crashed) >= 2:
+            return
         leaders = self.leaders_now()
         victim = self.rng.choice(leaders if leaders and self.rng.random() < 0.4 else alive)
         self.crash(victim)
@@ -516,6 +544,7 @@ class Sim:
             try:
                 got = c.transfer_leadership(target, self.now)
                 self.log(f"transfer {lid} -> {got}")
+                self.stats["transfer"] += 1
             except RaftError as exc:
                 self.log(f"transfer refused: {exc}")
             self.after_input(lid)
@@ -569,9 +598,125 @@ class Sim:
             if prev not in (0, conf.index):
                 raise self.fail(f"stale prev_index {prev} (latest {conf.index}) accepted")
             self.log(f"{lid} membership {op} (prev {prev})")
+            self.stats["membership"] += 1
         except ConfigurationChangedError as exc:
             if str(exc) != f"configuration changed since {prev} (latest is {conf.index})":
                 raise self.fail(f"bad guard text: {exc}") from None
+            self.stats["stale_guard"] += 1
         except RaftError as exc:
             self.log(f"membership refused: {exc}")
         self.after_input(lid)
+
+
+class Cluster:
+    """Synchronous harness for the unit tests: instant delivery, manual time,
+    cuttable links, restartable nodes with the same Disk model as `Sim`."""
+
+    def __init__(
+        self,
+        ids: list[str],
+        *,
+        voters: list[str] | None = None,
+        cfg: RaftConfig = SIM_CONFIG,
+        bootstrap: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.cfg = cfg
+        self.rng = random.Random(seed)
+        self.now = 0.0
+        self.disks = {i: Disk() for i in ids}
+        self.cores: dict[str, RaftCore] = {}
+        self.applied: dict[str, list[Entry]] = {i: [] for i in ids}
+        self.snapshots_applied: dict[str, list[Snapshot]] = {i: [] for i in ids}
+        self.reads: dict[str, list[tuple[bytes, int]]] = {i: [] for i in ids}
+        self.dropped: dict[str, list[bytes]] = {i: [] for i in ids}
+        self.down: set[str] = set()
+        self.cut: set[frozenset[str]] = set()
+        self.delivered: list[Message] = []
+        for i in ids:
+            self.cores[i] = RaftCore(i, cfg, self.disks[i].restored(), random.Random(self.rng.random()), 0.0)
+        if bootstrap:
+            servers = [Server(i, f"addr-{i}", Suffrage.VOTER) for i in (voters or ids)]
+            for i in voters or ids:
+                self.cores[i].bootstrap(servers, 0.0)
+        self.flush()
+
+    def isolate(self, nid: str) -> None:
+        for other in self.cores:
+            if other != nid:
+                self.cut.add(frozenset((nid, other)))
+
+    def heal(self) -> None:
+        self.cut.clear()
+
+    def crash(self, nid: str) -> None:
+        self.down.add(nid)
+
+    def restart(self, nid: str) -> None:
+        self.down.discard(nid)
+        rs = self.disks[nid].restored()
+        self.cores[nid] = RaftCore(nid, self.cfg, rs, random.Random(self.rng.random()), self.now)
+        self.applied[nid] = []
+        self.flush()
+
+    def flush(self, limit: int = 100000) -> None:
+        """Process readies and deliver messages until quiescent."""
+        for _ in range(limit):
+            msgs: list[Message] = []
+            for nid, c in self.cores.items():
+                if nid in self.down:
+                    continue
+                rd = c.ready()
+                if rd is None:
+                    continue
+                self.disks[nid].persist(rd)
+                msgs.extend(rd.messages)
+                if rd.snapshot_to_apply is not None:
+                    self.snapshots_applied[nid].append(rd.snapshot_to_apply)
+                self.applied[nid].extend(rd.committed_entries)
+                self.reads[nid].extend((r.ctx, r.index) for r in rd.read_states)
+                self.dropped[nid].extend(rd.dropped_reads)
+                c.advance(rd)
+            if not msgs:
+                return
+            for m in msgs:
+                if m.dst in self.down or frozenset((m.src, m.dst)) in self.cut or m.dst not in self.cores:
+                    continue
+                self.delivered.append(decode_message(encode_message(m)))
+                self.cores[m.dst].step(m, self.now)
+        raise AssertionError("cluster did not quiesce")
+
+    def run(self, seconds: float, step: float = 0.01) -> None:
+        end = self.now + seconds
+        while self.now < end - 1e-12:
+            self.now = min(end, self.now + step)
+            for nid, c in self.cores.items():
+                d = c.next_deadline()
+                if nid not in self.down and d is not None and d <= self.now:
+                    c.tick(self.now)
+            self.flush()
+
+    def leaders(self) -> list[str]:
+        return [i for i, c in self.cores.items() if i not in self.down and c.role == Role.LEADER]
+
+    def leader(self) -> str:
+        ls = self.leaders()
+        assert len(ls) == 1, f"expected one leader, got {ls}"
+        return ls[0]
+
+    def elect(self, timeout: float = 3.0) -> str:
+        end = self.now + timeout
+        while self.now < end:
+            self.run(0.05)
+            ls = self.leaders()
+            if len(ls) == 1 and self.cores[ls[0]].commit >= self.cores[ls[0]].log.last_index():
+                return ls[0]
+        raise AssertionError(f"no leader elected within {timeout}s: {self.leaders()}")
+
+    def propose(self, data: bytes) -> int:
+        idx = self.cores[self.leader()].propose(data, self.now)
+        self.flush()
+        return idx
+
+    def data_applied(self, nid: str) -> list[bytes]:
+        return [e.data for e in self.applied[nid] if e.kind == EntryKind.NORMAL]

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conductor.raft.storage import (
     LogCorruptionError,
@@ -262,3 +264,50 @@ def test_load_discards_log_superseded_by_snapshot_after_crash(tmp_path: Path) ->
     st.close()
     r = RaftStorage(tmp_path, "n1").load()
     assert r.snapshot is not None and r.entries == ()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["append", "truncate", "compact", "reopen"]), st.integers(0, 12)),
+        max_size=25,
+    )
+)
+def test_log_matches_model_across_operations_and_reopens(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int]]
+) -> None:
+    d = tmp_path_factory.mktemp("log") / "raft-log"
+    lg = LogStore(d, segment_bytes=120, sync=False)
+    model: dict[int, Entry] = {}
+    term = 1
+    for op, k in ops:
+        last = max(model) if model else 0
+        if op == "append":
+            term += k % 2
+            start = last + 1 if model else 1
+            batch = [ent(i, term=term, size=5 + k) for i in range(start, start + k % 4 + 1)]
+            lg.append(batch)
+            model.update({e.index: e for e in batch})
+        elif op == "truncate" and model:
+            cut = max(min(model), last - k % 3)
+            lg.truncate_from(cut)
+            model = {i: e for i, e in model.items() if i < cut}
+        elif op == "compact" and model:
+            upto = min(model) + k % 3
+            lg.compact_until(upto)
+            if upto >= last:
+                model = {}
+        elif op == "reopen":
+            lg.close()
+            lg = LogStore(d, segment_bytes=120, sync=False)
+        if model:
+            got = {e.index: e for e in lg.entries(lg.first_index, lg.last_index + 1)}
+            assert lg.last_index == max(model)
+            assert lg.first_index >= min(model)
+            assert all(got[i] == model[i] for i in got)
+            assert all(lg.term(i) == model[i].term for i in got)
+            # compaction only drops a prefix
+            model = {i: e for i, e in model.items() if i >= lg.first_index}
+        else:
+            assert lg.is_empty()
+    lg.close()
