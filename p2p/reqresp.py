@@ -75,7 +75,7 @@ WRITE_TIMEOUT = 10.0
 
 def payload_by_number_protocols(chain_id: int) -> tuple[str, str]:
     """(op-node's id without trailing slash, spec/kona id with it)."""
-    base = f"/opstack/req/payload_by_number/{int(chain_id)}/0/"
+    base = f"/opstack/req/payload_by_number/{int(chain_id)}/0"
     return (base, base + "/")
 
 

@@ -57,6 +57,8 @@ class CoreBase:
         snap_index = snap.meta.index if snap else 0
         if restored.entries:
             first = restored.entries[0].index
+            if first > snap_index + 1:
+                raise ValueError(f"restored log starts at {first}, after the snapshot at {snap_index}")
             offset = first - 1
             offset_term = snap.meta.term if snap and snap.meta.index == offset else (0 if offset == 0 else -1)
             self.log = RaftLog(offset, offset_term, restored.entries)

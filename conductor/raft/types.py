@@ -121,8 +121,9 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class RestoredState:
-    """What storage hands the core at start. `entries` are the log entries after the
-    snapshot (contiguous, starting at snapshot.meta.index + 1, or at 1 without one)."""
+    """What storage hands the core at start. `entries` are the retained log entries,
+    contiguous; without a snapshot they start at index 1, with one they start at or
+    before snapshot.meta.index + 1 (entries kept behind the snapshot as `trailing_logs`)."""
 
     hard_state: HardState
     snapshot: Snapshot | None
