@@ -294,11 +294,7 @@ class RaftCore(LeaderMixin):
             or (self.vote is None and self.leader_id is None)
             or (pre and m.term > self.term)
         )
-        grant = (
-            can_vote
-            and (not self.latest_config.servers or self.latest_config.is_voter(m.src))
-            and self.log.up_to_date(m.last_index, m.last_term)
-        )
+        grant = can_vote and self.log.up_to_date(m.last_index, m.last_term)
         if pre:
             self.send(PreVoteResponse(self.id, m.src, m.term if grant else self.term, grant))
             return

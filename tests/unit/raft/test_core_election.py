@@ -8,11 +8,16 @@ import random
 import pytest
 
 from conductor.raft.core import RaftCore
-from conductor.raft.messages import VoteRequest
+from conductor.raft.messages import VoteRequest, VoteResponse, encode_configuration
 from conductor.raft.types import (
     EMPTY_STATE,
     CantBootstrapError,
+    Configuration,
+    Entry,
+    EntryKind,
+    HardState,
     NotLeaderError,
+    RestoredState,
     Role,
     Server,
     Suffrage,
@@ -141,3 +146,14 @@ def test_restarted_node_rejoins_as_follower() -> None:
     cl.run(0.5)
     assert cl.cores[follower].role == Role.FOLLOWER and cl.leader() == lead
     assert cl.data_applied(follower) == [b"a", b"b"]
+
+
+def test_a_node_with_a_stale_configuration_still_votes_for_an_up_to_date_candidate() -> None:
+    # n3 missed the entry promoting n2: refusing n2's vote could deadlock the cluster
+    conf = Configuration((Server("n2", "a2", Suffrage.NONVOTER), Server("n3", "a3", Suffrage.VOTER)), 1)
+    log = (Entry(1, 1, EntryKind.CONFIG, encode_configuration(conf)),)
+    c = RaftCore("n3", SIM_CONFIG, RestoredState(HardState(1, None, 1), None, log), random.Random(0), 0.0)
+    c.step(VoteRequest("n2", "n3", 2, 5, 1, False), 0.0)
+    rd = c.ready()
+    assert rd is not None and rd.messages == (VoteResponse("n3", "n2", 2, True),)
+    assert rd.hard_state == HardState(2, "n2", 1)
