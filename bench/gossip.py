@@ -14,7 +14,7 @@ Measures (the last stdout line is one JSON object):
   size and rate; its latency is publish call → delivery after validation) and our ratios to it and to
   the targets (p99 one hop ≤ 25 ms, ≥ 100 blocks/s).
 
-Blocks are published through the sequencer node's ``baton_publishPayload`` RPC (up to 32 in flight);
+Blocks are published through the sequencer node's ``baton_publishPayload`` RPC (``--in-flight``, 4);
 the request bodies are templated so the driver itself stays cheap.
 
     .venv/bin/python bench/gossip.py [--quick] [--no-js]
@@ -88,7 +88,7 @@ def pct(values: list[float], p: float) -> float | None:
 
 
 async def publish_at_rate(
-    seq: NodeProc, source: BlockSource, rate: float, duration: float, max_in_flight: int = 32
+    seq: NodeProc, source: BlockSource, rate: float, duration: float, max_in_flight: int = 4
 ) -> tuple[dict[str, int], float, int]:
     """Publish at ``rate`` for ``duration`` s; returns (hash → number, achieved rate, failures).
 
@@ -179,7 +179,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
-async def bench(quick: bool, js: bool) -> dict[str, Any]:
+async def bench(quick: bool, js: bool, start_rate: float = 50.0, in_flight: int = 4) -> dict[str, Any]:
     window = 5.0 if quick else 30.0
     lat_blocks = 50 if quick else 200
     load_start = os.getloadavg()
@@ -218,7 +218,7 @@ async def bench(quick: bool, js: bool) -> dict[str, Any]:
             async def trial(rate: float) -> bool:
                 before = [await drop_counters(n) for n in nodes]
                 cpu0 = [cpu_seconds(n.proc.pid) for n in nodes] + [cpu_seconds()]
-                pub, achieved, failures = await publish_at_rate(n0, source, rate, window)
+                pub, achieved, failures = await publish_at_rate(n0, source, rate, window, in_flight)
                 cpu1 = [cpu_seconds(n.proc.pid) for n in nodes] + [cpu_seconds()]
                 await trio.sleep(3.0)
                 got1, got2 = await received(n1), await received(n2)
@@ -249,7 +249,7 @@ async def bench(quick: bool, js: bool) -> dict[str, Any]:
             # step up by 25 blocks/s until a step fails, then (full mode) bisect once between
             best = 0.0
             failed_at: float | None = None
-            rate = 50.0
+            rate = start_rate
             while rate <= 400:
                 if not await trial(rate):
                     failed_at = rate
@@ -279,6 +279,7 @@ async def bench(quick: bool, js: bool) -> dict[str, Any]:
         "latency_definition": "receivedAt(n1|n2) - receivedAt(n0); receivedAt = accepted after validation",
         "block_bytes": BLOCK_BYTES,
         "window_s": window,
+        "publish_rpcs_in_flight": in_flight,
         "cpu_count": os.cpu_count(),
         "loadavg_start": [round(x, 2) for x in load_start],
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
@@ -306,8 +307,12 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="5 s windows, 50 latency blocks")
     parser.add_argument("--no-js", action="store_true", help="skip the js-libp2p reference run")
+    parser.add_argument("--start-rate", type=float, default=50.0, help="first sustained-rate step (50)")
+    parser.add_argument(
+        "--in-flight", type=int, default=4, help="publish RPCs in flight (4; a sequencer publishes in order)"
+    )
     args = parser.parse_args()
-    result = trio.run(bench, args.quick, not args.no_js)
+    result = trio.run(bench, args.quick, not args.no_js, args.start_rate, args.in_flight)
     print(json.dumps(result))
     return 0
 

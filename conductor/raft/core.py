@@ -31,6 +31,7 @@ from conductor.raft.messages import (
     VoteResponse,
     encode_configuration,
 )
+from conductor.raft.progress import ProgressState
 from conductor.raft.types import (
     CantBootstrapError,
     ConfigChangeInProgressError,
@@ -176,6 +177,43 @@ class RaftCore(LeaderMixin):
             raise NotLeaderError()
         self.start_read(ctx)
 
+    def report_unreachable(self, peer_id: str, now: float) -> None:
+        """The shell lost messages to `peer_id` or its connection to it (connection closed,
+        connect failed, queue overflow): etcd's ReportUnreachable.
+
+        - Leader: a follower in pipelined replication goes back to probing, so replication
+          resumes at its real match point instead of waiting for acks that will never come.
+        - Follower whose leader is `peer_id` (fast failover): schedule a pre-vote campaign
+          once the leader has been silent for `failover_silence` heartbeat intervals, plus a
+          random `failover_delay`, instead of waiting for the election timeout; until the
+          leader is heard from again this node also stops defending it (leader stickiness),
+          so it grants the other followers' pre-votes. Safe against false reports: a node
+          that still hears heartbeats never reaches the silence, keeps its lease and refuses
+          pre-votes, and pre-votes change no term or vote, so while a leader reaches a quorum
+          the report cannot unseat it (tests: test_core_failover, the simulation)."""
+        self.now = now
+        if self.role == Role.LEADER:
+            pr = self.progress.get(peer_id)
+            if pr is not None and pr.state == ProgressState.REPLICATE:
+                pr.become_probe()
+            return
+        if (
+            self.role != Role.FOLLOWER
+            or peer_id != self.leader_id
+            or self.leader_lost
+            or not self.cfg.fast_failover
+            or not self.is_voter()
+        ):
+            return
+        self.leader_lost = True
+        cfg = self.cfg
+        quiet_at = self.last_leader_contact + cfg.failover_silence * cfg.heartbeat_interval
+        self.election_deadline = min(self.election_deadline, max(now, quiet_at) + self.failover_delay())
+
+    def failover_delay(self) -> float:
+        cfg = self.cfg
+        return cfg.failover_delay_min + self.rng.random() * (cfg.failover_delay_max - cfg.failover_delay_min)
+
     def snapshot_due(self) -> bool:
         base = self.snapshot.meta.index if self.snapshot else 0
         return self.applied - base >= self.cfg.snapshot_threshold
@@ -241,7 +279,12 @@ class RaftCore(LeaderMixin):
             return False
         if self.role == Role.LEADER:
             return self.lease_valid(now)
-        return self.leader_id is not None and now - self.last_leader_contact < self.cfg.election_timeout
+        if self.leader_id is None:
+            return False
+        silent = now - self.last_leader_contact
+        if self.leader_lost and silent >= self.cfg.failover_silence * self.cfg.heartbeat_interval:
+            return False  # reported unreachable and silent since: do not defend it
+        return silent < self.cfg.election_timeout
 
     def campaign(self, now: float, transfer: bool) -> None:
         if not self.is_voter():
@@ -296,6 +339,10 @@ class RaftCore(LeaderMixin):
         )
         grant = can_vote and self.log.up_to_date(m.last_index, m.last_term)
         if pre:
+            if grant and self.leader_lost and self.role == Role.FOLLOWER:
+                # fast failover: another follower is already campaigning; let it finish
+                # before our own early campaign fires, or the two would split the vote
+                self.election_deadline = max(self.election_deadline, now + self.failover_delay())
             self.send(PreVoteResponse(self.id, m.src, m.term if grant else self.term, grant))
             return
         if grant:
@@ -320,6 +367,7 @@ class RaftCore(LeaderMixin):
         else:
             self.reset_election_timer(now)
         self.last_leader_contact = now
+        self.leader_lost = False
 
     def handle_append(self, m: AppendEntries, now: float) -> None:
         self.leader_contact(m.src, now)

@@ -89,6 +89,7 @@ class CoreBase:
         # timers
         self.election_deadline = now
         self.last_leader_contact = NEVER
+        self.leader_lost = False  # the transport reported `leader_id` unreachable since its last contact
         # candidate
         self.votes: dict[str, bool] = {}
         # leader
@@ -191,6 +192,8 @@ class CoreBase:
         if self.role == Role.LEADER:
             self.leave_leadership()
         self.role = Role.FOLLOWER
+        if leader != self.leader_id:
+            self.leader_lost = False
         self.leader_id = leader
         self.votes = {}
         if reset_timer or self.election_deadline < now:

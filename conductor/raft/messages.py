@@ -205,10 +205,17 @@ def _entry_parts(e: Entry, out: list[bytes]) -> None:
     out.append(e.data)
 
 
-def encode_entry(e: Entry) -> bytes:
+def encode_entry_parts(e: Entry) -> list[bytes]:
+    """The wire encoding of `e` as [header, data] pieces (``b"".join`` of them equals
+    `encode_entry(e)`): lets storage checksum and ``writev`` a multi-MB entry without
+    concatenating it into a new buffer."""
     out: list[bytes] = []
     _entry_parts(e, out)
-    return b"".join(out)
+    return out
+
+
+def encode_entry(e: Entry) -> bytes:
+    return b"".join(encode_entry_parts(e))
 
 
 def encode_configuration(c: Configuration) -> bytes:

@@ -24,7 +24,6 @@ import trio
 
 from conductor.raft.core import RaftCore
 from conductor.raft.fsm import StateMachine
-from conductor.raft.progress import ProgressState
 from conductor.raft.storage import RaftStorage
 from conductor.raft.transport import RaftTransport, TransportConfig, check_reachable, split_host_port
 from conductor.raft.types import (
@@ -260,18 +259,12 @@ class RaftNode:
         self._wake.set()
 
     def _report_unreachable(self) -> None:
-        """Messages to these peers may have been lost: a leader pipelining to them must fall
-        back to probing, or it would wait for acks that never come (etcd ReportUnreachable).
-        TODO(raft-core): replace by a public RaftCore.report_unreachable(peer)."""
-        core = self.core
-        report = getattr(core, "report_unreachable", None)
-        for peer in self._unreachable:
-            if report is not None:
-                report(peer)
-            elif core.role == Role.LEADER:
-                pr = core.progress.get(peer)
-                if pr is not None and pr.state == ProgressState.REPLICATE:
-                    pr.become_probe()
+        """Messages to these peers may have been lost, or the connection to them closed: a
+        pipelining leader falls back to probing, and a follower that lost its leader's
+        connection campaigns early (fast failover); see RaftCore.report_unreachable."""
+        now = self._clock()
+        for peer in sorted(self._unreachable):
+            self.core.report_unreachable(peer, now)
         self._unreachable.clear()
 
     async def _main_loop(self) -> None:

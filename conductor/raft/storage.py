@@ -37,10 +37,7 @@ from pathlib import Path
 
 import structlog
 
-from conductor.raft.messages import (
-    _entry_parts,  # TODO(raft-core): a public encode_entry_parts() would avoid this import
-    decode_entry,
-)
+from conductor.raft.messages import decode_entry, encode_entry_parts
 from conductor.raft.storage_files import (
     DIR_MODE,
     LogCorruptionError,
@@ -305,8 +302,7 @@ class LogStore:
         pos = seg.size
         for e in entries:
             # the entry's wire encoding as [header, data] pieces: no multi-MB concatenation
-            pieces: list[bytes] = []
-            _entry_parts(e, pieces)
+            pieces = encode_entry_parts(e)
             length = sum(len(p) for p in pieces)
             crc = 0
             for piece in pieces:

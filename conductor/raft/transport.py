@@ -19,6 +19,10 @@ logged once. A decoded message whose ``src`` differs from the handshake id is re
 Outbound, each peer has a bounded queue (drop-oldest when full, counted: Raft tolerates
 lost messages) drained by a reconnecting sender task with exponential backoff, a connect
 timeout and a write timeout; queued messages are discarded when the peer is unreachable.
+A lost connection, a failed connect and a queue overflow are reported (``on_unreachable``);
+after a lost connection the sender dials again at once, so a dead peer (its process killed:
+the kernel resets the connection) is reported twice within milliseconds, which a follower
+uses to detect a dead leader (fast failover, `RaftCore.report_unreachable`).
 Inbound, a reader per connection enforces the maximum frame size and an I/O timeout;
 malformed input closes that connection only. Decoded messages go to ``inbound``.
 """
@@ -369,11 +373,13 @@ class RaftTransport:
     async def _sender(self, peer: _Peer) -> None:
         backoff = self.cfg.backoff_min
         lg = self.log.bind(peer=peer.id)
+        redial = False  # after a lost connection, dial again at once even with nothing queued
         with peer.cancel:
             while True:
-                if not peer.queue:
+                if not peer.queue and not redial:
                     peer.wakeup = trio.Event()
                     await peer.wakeup.wait()
+                redial = False
                 addr = self.address_of(peer.id)
                 if addr is None:
                     self._peers.pop(peer.id, None)
@@ -403,9 +409,11 @@ class RaftTransport:
                         await self._run_connection(peer, stream)
                     lg.info("raft transport: connection closed by peer", addr=addr)
                     self._report(peer.id)
+                    redial = True
                 except (OSError, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
                     lg.info("raft transport: connection lost", addr=addr, error=str(e) or type(e).__name__)
                     self._report(peer.id)
+                    redial = True
                 finally:
                     peer.connected = False
 

@@ -169,6 +169,14 @@ class RaftConfig:
     trailing_logs: int = 10240  # entries kept in the log behind a snapshot
     pre_vote: bool = True
     check_quorum: bool = True
+    # Fast failover (see RaftCore.report_unreachable): a follower told that its leader is
+    # unreachable campaigns (pre-vote) once the leader has been silent for
+    # `failover_silence` heartbeat intervals, plus a random delay in
+    # [failover_delay_min, failover_delay_max), instead of after the election timeout.
+    fast_failover: bool = True
+    failover_silence: float = 1.5  # in heartbeat intervals; must exceed 1 + worst delivery jitter
+    failover_delay_min: float = 0.05
+    failover_delay_max: float = 0.25
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from conductor.raft.messages import (
     decode_message,
     encode_configuration,
     encode_entry,
+    encode_entry_parts,
     encode_message,
 )
 from conductor.raft.types import Configuration, Entry, EntryKind, Server, Snapshot, SnapshotMeta, Suffrage
@@ -127,3 +128,13 @@ def test_two_megabyte_entry_is_fast() -> None:
         assert decode_message(encode_message(big)) == big
     per = (time.perf_counter() - t) / 10
     assert per < 0.02, f"{per * 1000:.1f} ms per encode+decode"
+
+
+def test_encode_entry_parts_is_the_entry_encoding_without_copying_the_data() -> None:
+    data = bytes(range(256)) * 8192  # 2 MiB
+    e = Entry(7, 42, EntryKind.NORMAL, data)
+    parts = encode_entry_parts(e)
+    assert b"".join(parts) == encode_entry(e)
+    assert parts[-1] is data  # the payload is passed through, not copied
+    assert decode_entry(b"".join(parts)) == e
+    assert encode_entry_parts(Entry(1, 1, EntryKind.NOOP, b""))[-1] == b""

@@ -14,7 +14,7 @@ from conductor.raft.types import (
     Suffrage,
 )
 
-from .sim import Cluster
+from .cluster import Cluster
 
 
 def _suffrages(cl: Cluster, nid: str) -> dict[str, Suffrage]:

@@ -18,7 +18,7 @@ from conductor.raft.types import (
     Suffrage,
 )
 
-from .sim import SIM_CONFIG, Cluster
+from .cluster import SIM_CONFIG, Cluster
 
 IDS = ["n1", "n2", "n3"]
 

@@ -7,7 +7,7 @@ import pytest
 
 from conductor.raft.messages import InstallSnapshot
 
-from .sim import SIM_CONFIG, Cluster
+from .cluster import SIM_CONFIG, Cluster
 
 IDS = ["n1", "n2", "n3"]
 

@@ -13,7 +13,8 @@ from conductor.raft.core import RaftCore
 from conductor.raft.messages import PreVoteRequest, VoteRequest
 from conductor.raft.types import RaftConfig, RestoredState
 
-from .sim import MIXES, SafetyViolation, Sim
+from .cluster import SafetyViolation
+from .sim import MIXES, Sim
 
 DEFAULT_SEEDS = 500
 
