@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -308,3 +309,29 @@ async def test_empty_state_machine_snapshot_restart(tmp_path: Path) -> None:
             b = await c.start("solo", port=a.port, fsm=EmptyFSM())
             await wait_for(b.node.is_leader)
             nursery.cancel_scope.cancel()
+
+
+def _caught_up(c: Cluster, index: int) -> bool:
+    return all(m.node.applied_index >= index for m in c.members.values())
+
+
+async def test_followers_replace_a_stopped_leader_before_the_election_timeout(tmp_path: Path) -> None:
+    """Fast failover: a stopped leader's connections close, the followers' transports report
+    it unreachable, and a new leader is elected well before the election timeout (the
+    randomised timeout alone would take >= 1 s here)."""
+    cfg = RaftConfig(heartbeat_interval=0.1, election_timeout=1.0, lease_timeout=0.3)
+    with trio.fail_after(30):
+        async with cluster(tmp_path, cfg=cfg) as c:
+            for _ in range(3):
+                leader = await c.leader()
+                await leader.node.propose(b"x", timeout=5)
+                await trio.sleep(0.3)
+                t0 = trio.current_time()
+                leader.stop()
+                del c.members[leader.node.id]
+                await wait_for(lambda: len(c.leaders()) == 1, within=5)
+                assert trio.current_time() - t0 < 0.8
+                new = c.leaders()[0]
+                await new.node.propose(b"y", timeout=5)
+                await c.start(leader.node.id, port=leader.port)
+                await wait_for(partial(_caught_up, c, new.node.applied_index))

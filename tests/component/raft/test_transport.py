@@ -246,3 +246,33 @@ async def test_write_timeout_to_stalled_peer_reconnects_without_crashing() -> No
             assert (await recv_hb(b)).ctx == 5
             assert stalled
             n.cancel_scope.cancel()
+
+
+async def test_lost_connection_is_reported_and_redialled_without_anything_queued() -> None:
+    """A peer that dies is reported at once (its FIN), then again when the immediate redial
+    fails, although nothing is queued for it: a follower uses this to detect a dead leader."""
+    reported: list[tuple[str, float]] = []
+    with trio.fail_after(10):
+        async with trio.open_nursery() as n:
+
+            def on_unreachable(peer: str) -> None:
+                reported.append((peer, trio.current_time()))
+
+            a = RaftTransport("a", "127.0.0.1", 0, config=FAST, on_unreachable=on_unreachable)
+            await n.start(a.run)
+            async with trio.open_nursery() as bn:
+                b = await start(bn, "b")
+                link(a, b)
+                a.send(hb("a", "b", 1))
+                assert (await recv_hb(b)).ctx == 1
+                await trio.sleep(0.05)
+                assert reported == []
+                t_down = trio.current_time()
+                bn.cancel_scope.cancel()  # closes b's listener and connections
+            with trio.move_on_after(1.0):
+                while len(reported) < 2:  # noqa: ASYNC110
+                    await trio.sleep(0.005)
+            assert [p for p, _ in reported[:2]] == ["b", "b"]
+            assert reported[1][1] - t_down < 0.5  # the redial did not wait for a message
+            assert a.queued("b") == 0
+            n.cancel_scope.cancel()
