@@ -17,7 +17,7 @@ import pytest
 
 from .jspeer import JS_DIR, PEER_SCRIPT, js_missing_reason
 
-VECTORS = Path("/work/shared/vectors/message_ids.json")
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "message_ids.json"
 
 
 def _in_ci() -> bool:

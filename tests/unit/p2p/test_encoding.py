@@ -22,7 +22,7 @@ from p2p.encoding import (
     message_id_from_parts,
 )
 
-VECTORS = Path("/work/shared/vectors/message_ids.json")
+VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "message_ids.json"
 
 
 def _uvarint(n: int) -> bytes:

@@ -34,7 +34,7 @@ from p2p.payload import (
 
 V1, V2, V3, V4 = BlockVersion.V1, BlockVersion.V2, BlockVersion.V3, BlockVersion.V4
 ALL = list(BlockVersion)
-VECTORS = Path("/work/shared/vectors")
+VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 
 # Byte positions of the offsets in the fixed part.
 EXTRA_OFFSET_AT = 436

@@ -38,7 +38,7 @@ from p2p.validator import (
 ALL_VERSIONS = list(BlockVersion)
 V4 = BlockVersion.V4
 V3 = BlockVersion.V3
-VECTOR_V4 = Path("/work/shared/vectors/ssz_envelope_v4.hex")
+VECTOR_V4 = Path(__file__).resolve().parents[2] / "vectors" / "ssz_envelope_v4.hex"
 
 
 def _uvarint(n: int) -> bytes:
