@@ -186,6 +186,11 @@ class NodeFacade(Protocol):
         """Close the peer's connections (after a block)."""
         ...
 
+    def gater_relaxed(self, peer_id: str | None) -> None:
+        """A block was lifted (``peer_id``, or ``None`` after an IP/subnet unblock): re-dial affected
+        static peers now instead of at their next poll."""
+        ...
+
     def has_sequencer_key(self) -> bool: ...
 
     async def publish(self, envelope: ExecutionPayloadEnvelope) -> tuple[str, str]:
@@ -335,7 +340,9 @@ def register_admin_api(
     @method("opp2p_unblockPeer")
     async def unblock_peer(params: Params) -> Any:
         check_arity(params, 1)
-        facade.gater.unblock_peer(_peer_arg(params))
+        pid = _peer_arg(params)
+        facade.gater.unblock_peer(pid)
+        facade.gater_relaxed(pid)
         return None
 
     @method("opp2p_listBlockedPeers")
@@ -353,6 +360,7 @@ def register_admin_api(
     async def unblock_addr(params: Params) -> Any:
         check_arity(params, 1)
         facade.gater.unblock_addr(_checked(parse_ip, param_str(params, 0, "ip")))
+        facade.gater_relaxed(None)
         return None
 
     @method("opp2p_listBlockedAddrs")
@@ -370,6 +378,7 @@ def register_admin_api(
     async def unblock_subnet(params: Params) -> Any:
         check_arity(params, 1)
         facade.gater.unblock_subnet(_checked(parse_subnet, param_str(params, 0, "subnet")))
+        facade.gater_relaxed(None)
         return None
 
     @method("opp2p_listBlockedSubnets")

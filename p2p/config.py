@@ -57,6 +57,8 @@ class GossipConfig:
     advertise_ip: str | None = None
     static_peers: tuple[str, ...] = ()
     priv_path: str = "opnode_p2p_priv.txt"
+    # Library default: in memory (tests/embedders never write to the cwd). ``baton p2p run`` defaults to
+    # op-node's persisted ``opnode_peerstore_db`` (p2p.node_cli) so blocks and bans survive restarts.
     peerstore_path: str = "memory"
     ban_peers: bool = True
     ban_threshold: float = -100.0

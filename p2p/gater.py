@@ -417,7 +417,9 @@ class HostGate:
         # keep py-libp2p's own IP allow/deny gate (empty by default) for the connection pruner
         self._inner = getattr(self._network, "connection_gate", None)
         self.refused_addresses = 0  # dial addresses / inbound connections refused by IP (for metrics)
-        self.refused_connections = 0  # connections closed because the peer is blocked/banned
+        # connections refused because the peer is blocked/banned: inbound at the handshake
+        # (allow_secured_inbound) or, outbound/unhooked, closed once registered (connected)
+        self.refused_connections = 0
 
     # -- swarm.connection_gate protocol ----------------------------------------------------------------
 
@@ -435,6 +437,16 @@ class HostGate:
     def is_in_allow_list(self, remote_addr: Any) -> bool:
         if self._inner is not None:
             return bool(self._inner.is_in_allow_list(remote_addr))
+        return False
+
+    def allow_secured_inbound(self, peer_id: ID) -> bool:
+        """The post-handshake check for an inbound connection (``p2p.compat.gate_secured_connections``):
+        refuses a blocked/banned peer and counts it in ``refused_connections`` like :meth:`connected`
+        does — the connection never reaches the notifee then."""
+        if self.gater.allow_secured(peer_id, "inbound", self.clock()):
+            return True
+        log.info("gater_refused_connection", peer=str(peer_id), direction="inbound")
+        self.refused_connections += 1
         return False
 
     # -- notifee protocol ----------------------------------------------------------------------------

@@ -10,11 +10,15 @@ Names use the ``baton_p2p_`` prefix:
 * ``baton_p2p_peers`` — connected peers; ``baton_p2p_bandwidth_bytes_total{direction}`` — gossip bytes
   in (messages received) and out (RPCs queued to peers);
 * ``baton_p2p_outbound_rpc_dropped_total{reason, kind}`` — RPCs py-libp2p dropped instead of sending
-  (``queue_full``: the peer's 256-deep outbound queue was full; ``oversized``), ``kind`` ``publish`` or
-  ``control``; ``baton_p2p_outbound_messages_dropped_total{reason}`` — gossip messages inside them;
+  (``queue_full``: the peer's 256-deep outbound queue was full; ``oversized``; ``no_stream``: the peer
+  has no outbound pubsub stream), ``kind`` ``publish`` or ``control``;
+  ``baton_p2p_outbound_messages_dropped_total{reason}`` — gossip messages inside them;
 * ``baton_p2p_pubsub_events_total{event}`` — other pubsub-level outcomes that never reach the validator:
   ``duplicate`` (already seen), ``graylisted`` (sender below the graylist score), ``inbound_rpc_too_large``
-  (stream reset), ``inbound_rpc_error`` (malformed RPC);
+  (stream reset), ``inbound_rpc_error`` (malformed RPC), and the outbound stream's health:
+  ``outbound_stream_failed`` (write failed: reset/closed), ``outbound_stream_reopened`` (replaced, state
+  kept), ``outbound_stream_reopen_failed`` and ``outbound_stream_stalled`` (no send-window progress for
+  30 s) — both of which close the peer's connections;
 * ``baton_p2p_outbound_queue_max`` — the deepest per-peer outbound queue right now.
 """
 

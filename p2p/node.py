@@ -42,6 +42,7 @@ from p2p.config import GossipConfig
 from p2p.encoding import SnappyMessage, inspect
 from p2p.gater import ConnectionGater, HostGate, install_gater
 from p2p.host import AGENT_VERSION, build_host, listen_multiaddr, peer_multiaddrs
+from p2p.meshtime import MeshTimes
 from p2p.metrics import GossipMetrics
 from p2p.payload import BlockVersion, ExecutionPayloadEnvelope
 from p2p.peers import StaticPeerDialer
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
 __all__ = ["AcceptedBlock", "EquivocationDetector", "GossipNode", "PublishError"]
 
 log = structlog.get_logger("p2p.node")
+
+# Peerstore TTL of an address given to connect()/opp2p_connectPeer (py-libp2p's host.connect uses 120 s).
+_CONNECT_ADDR_TTL = 3600
 
 _RESULT_TO_DISPOSITION = {
     Result.ACCEPT: Disposition.ACCEPT,
@@ -168,6 +172,7 @@ class GossipNode:
             d=config.mesh_d,
             d_lo=config.mesh_dlo,
             d_hi=config.mesh_dhi,
+            d_lazy=config.mesh_dlazy,
             heartbeat=config.heartbeat,
             fanout_ttl=config.fanout_ttl,
             history_length=config.history_length,
@@ -197,6 +202,7 @@ class GossipNode:
         self._local_verdicts: dict[bytes, Verdict] = {}
         self.equivocation_detector = EquivocationDetector()
         self._ready = trio.Event()
+        self._mesh_times = MeshTimes()
         self._stopped = trio.Event()
         self.listen_port: int | None = None
         # peer management / req-resp; the gater exists from the start so the admin API can use it
@@ -249,8 +255,7 @@ class GossipNode:
     async def _start_extensions(self, nursery: trio.Nursery) -> None:
         """Connection gater, static-peer dialer, score-ban monitor and req/resp server (spec §6, §7)."""
         self.host_gate = install_gater(self.host, self._gater, self.clock)
-        gater = self._gater
-        gate_secured_connections(self.host, lambda pid: gater.allow_secured(pid, "inbound", self.clock()))
+        gate_secured_connections(self.host, self.host_gate.allow_secured_inbound)
         self.static_peers = StaticPeerDialer(
             self.host, list(self.config.static_peers), self._gater, clock=self.clock
         )
@@ -269,9 +274,16 @@ class GossipNode:
                     clock=self.clock,
                 )
             )
+        nursery.start_soon(self._sample_mesh)
         if self.config.req_resp:
             self.reqresp = PayloadByNumberServer(self.chain_id, self)
             self.reqresp.register(self.host)
+
+    async def _sample_mesh(self) -> None:
+        """Snapshot the router's mesh once a second so `timeInMesh` is a duration (see meshtime.py)."""
+        while True:
+            self._mesh_times.observe(self.router.mesh, self.clock())
+            await trio.sleep(1.0)
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -279,12 +291,22 @@ class GossipNode:
     # -- peers ----------------------------------------------------------------------------------
 
     async def connect(self, addr: str) -> ID:
-        """Dial a ``/ip4/…/tcp/…/p2p/<id>`` multiaddr; returns the peer id."""
+        """Dial a ``/ip4/…/tcp/…/p2p/<id>`` multiaddr now; returns the peer id.
+
+        An explicit dial overrides two py-libp2p behaviours: its 60 s refusal to re-dial a peer after a
+        failed dial (``Swarm.unblock_peer`` clears that negative cache) and its dialling of only one
+        TCP address per peer from the peerstore (stale addresses could hide this one, so the peer's
+        addresses are replaced by ``addr``).
+        """
         import multiaddr
 
         info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
-        await self.host.connect(info)
         peer: ID = info.peer_id
+        self.host.get_network().unblock_peer(peer)
+        peerstore = self.host.get_peerstore()
+        peerstore.clear_addrs(peer)
+        peerstore.add_addrs(peer, info.addrs, _CONNECT_ADDR_TTL)
+        await self.host.connect(info)
         return peer
 
     async def wait_for_mesh(self, peer: ID, topic: str | None = None) -> None:
@@ -332,10 +354,11 @@ class GossipNode:
         if scorer is not None:
             total = float(scorer.score(pid, list(self.topics)))
             for t in self.topics:
-                blocks.time_in_mesh = max(blocks.time_in_mesh, float(scorer.time_in_mesh[pid][t]))
                 blocks.first_message_deliveries += float(scorer.first_message_deliveries[pid][t])
                 blocks.mesh_message_deliveries += float(scorer.mesh_message_deliveries[pid][t])
                 blocks.invalid_message_deliveries += float(scorer.invalid_messages[pid][t])
+        self._mesh_times.observe(self.router.mesh, self.clock())
+        blocks.time_in_mesh = self._mesh_times.seconds(pid, self.topics, self.clock())
         return PeerInfo(
             peer_id=b58,
             addresses=addrs,
@@ -385,6 +408,15 @@ class GossipNode:
 
     async def connect_peer(self, addr: str) -> None:
         await self.connect(addr)
+
+    def gater_relaxed(self, peer_id: str | None) -> None:
+        """After ``opp2p_unblock*``: wake the static dialer (that peer, or all) and forget py-libp2p's
+        failed-dial cache for it, so an unblocked static peer is re-dialled at once (not ≤ 30 s later)."""
+        pid = ID.from_base58(peer_id) if peer_id is not None else None
+        if pid is not None:
+            self.host.get_network().unblock_peer(pid)
+        if self.static_peers is not None:
+            self.static_peers.wake(pid)
 
     async def close_peer(self, peer_id: str) -> None:
         if self.host_gate is not None:

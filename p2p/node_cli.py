@@ -58,7 +58,11 @@ _FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("--p2p.static", "", "comma-separated static peers: multiaddrs with /p2p/<id>"),
     ("--p2p.priv.path", "opnode_p2p_priv.txt", "libp2p identity key file (32-byte hex, created if missing)"),
     ("--p2p.sequencer.key", None, "block-signing key: hex or a file holding it (sequencer mode)"),
-    ("--p2p.peerstore.path", "memory", "directory for gater/ban state; 'memory' keeps it in memory"),
+    (
+        "--p2p.peerstore.path",
+        "opnode_peerstore_db",
+        "directory for persisted gater blocks and bans (op-node's name); 'memory' keeps them in memory",
+    ),
     ("--p2p.ban.peers", "true", "ban peers whose score falls below the threshold"),
     ("--p2p.ban.threshold", "-100", "ban score threshold"),
     ("--p2p.ban.duration", "1h", "ban duration"),

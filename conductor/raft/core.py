@@ -215,12 +215,21 @@ class RaftCore(LeaderMixin):
         return cfg.failover_delay_min + self.rng.random() * (cfg.failover_delay_max - cfg.failover_delay_min)
 
     def snapshot_due(self) -> bool:
+        """A snapshot should be taken: `snapshot_threshold` entries or
+        `snapshot_threshold_bytes` payload bytes were applied since the last one."""
         base = self.snapshot.meta.index if self.snapshot else 0
-        return self.applied - base >= self.cfg.snapshot_threshold
+        if self.applied <= base:
+            return False
+        return (
+            self.applied - base >= self.cfg.snapshot_threshold
+            or self.log.bytes_between(base + 1, self.applied) >= self.cfg.snapshot_threshold_bytes
+        )
 
     def compact(self, index: int, data: bytes) -> None:
         """The shell snapshotted the state machine at applied index `index`: record the
-        snapshot (saved via Ready) and drop log entries older than `trailing_logs`."""
+        snapshot (saved via Ready) and drop log entries older than `trailing_logs` (and
+        beyond `trailing_logs_bytes`). With `snapshot_due` this bounds the log in memory
+        to about snapshot_threshold_bytes + trailing_logs_bytes + the unapplied entries."""
         base = self.snapshot.meta.index if self.snapshot else 0
         if index <= base:
             return
@@ -232,7 +241,10 @@ class RaftCore(LeaderMixin):
         snap = Snapshot(SnapshotMeta(index, term, self.config_at(index)), data)
         self.snapshot = snap
         self._snap_to_save = snap
-        trail = index - self.cfg.trailing_logs
+        # keep `trailing_logs` entries behind the snapshot for slow followers, but no more
+        # than `trailing_logs_bytes` of payload (older ones are sent as the snapshot)
+        by_bytes = self.log.start_for_bytes(index, self.cfg.trailing_logs_bytes)
+        trail = max(index - self.cfg.trailing_logs, by_bytes)
         if trail > self.log.offset:
             self.log.compact_to(trail)
             self._compact_to = max(self._compact_to or 0, trail)
@@ -339,7 +351,17 @@ class RaftCore(LeaderMixin):
         )
         grant = can_vote and self.log.up_to_date(m.last_index, m.last_term)
         if pre:
-            if grant and self.leader_lost and self.role == Role.FOLLOWER:
+            rival = self.role == Role.PRE_CANDIDATE and m.term == self.term + 1
+            same_log = (m.last_index, m.last_term) == (self.log.last_index(), self.log.last_term())
+            if grant and rival and same_log:
+                # two pre-candidates with equal logs would both win their pre-votes and then
+                # split the real vote (a whole election timeout lost): the lower id goes on
+                grant = m.src < self.id
+            if grant and rival:
+                # we back the other campaign: stand down, retry soon if it fails
+                self.become_follower(self.term, None, now, reset_timer=False)
+                self.election_deadline = now + self.failover_delay()
+            elif grant and self.leader_lost and self.role == Role.FOLLOWER:
                 # fast failover: another follower is already campaigning; let it finish
                 # before our own early campaign fires, or the two would split the vote
                 self.election_deadline = max(self.election_deadline, now + self.failover_delay())

@@ -79,6 +79,9 @@ class CoreBase:
         self._applied_handed = snap_index  # last index handed to the shell to apply
         # durability bookkeeping
         self._unstable_from = self.log.last_index() + 1
+        # last log index known to be on our own disk (the leader counts itself in the
+        # commit quorum up to here only: its appends are persisted in parallel)
+        self.durable_index = self.log.last_index()
         self._needs_truncate = False
         self._snap_to_save: Snapshot | None = None
         self._snap_to_apply: Snapshot | None = None
@@ -148,6 +151,7 @@ class CoreBase:
         if index <= self.commit:
             raise AssertionError(f"{self.id}: truncating committed entry {index} (commit {self.commit})")
         self.log.truncate_from(index)
+        self.durable_index = min(self.durable_index, index - 1)
         if index < self._unstable_from:
             self._unstable_from = index
             self._needs_truncate = True
@@ -160,6 +164,7 @@ class CoreBase:
     def install_snapshot(self, snap: Snapshot) -> None:
         """Replace the whole log by `snap` (a follower catching up)."""
         self.log.reset(snap.meta.index, snap.meta.term)
+        self.durable_index = min(self.durable_index, snap.meta.index)
         self.snapshot = snap
         self.commit = snap.meta.index
         self.configs = [snap.meta.configuration]
@@ -172,6 +177,9 @@ class CoreBase:
 
     def on_config_change(self) -> None:
         """Hook: the latest configuration changed (the leader syncs its progress map)."""
+
+    def on_durable(self) -> None:
+        """Hook: `durable_index` may have advanced (the leader may commit)."""
 
     # ------------------------------------------------------------ timers and roles
 
@@ -243,6 +251,13 @@ class CoreBase:
         new_applied = committed[-1].index if committed else base
         reads = tuple(r for r in self._confirmed_reads if r.index <= new_applied)
         self._confirmed_reads = [r for r in self._confirmed_reads if r.index > new_applied]
+        # a leader whose term and vote are already durable sends nothing that depends on
+        # this Ready being persisted (its own entries count for commit only once durable)
+        early = (
+            self.role == Role.LEADER
+            and bool(self._outbox)
+            and (hs.term, hs.vote) == (self._prev_hard.term, self._prev_hard.vote)
+        )
         rd = Ready(
             soft_state=ss if ss != self._prev_soft else None,
             hard_state=hs if hs != self._prev_hard else None,
@@ -251,6 +266,7 @@ class CoreBase:
             truncate_from=self._unstable_from if self._needs_truncate else None,
             entries_to_append=entries,
             messages=tuple(self._outbox),
+            send_before_persist=early,
             snapshot_to_apply=snap_apply,
             committed_entries=committed,
             read_states=reads,
@@ -270,6 +286,15 @@ class CoreBase:
 
     def advance(self, rd: Ready) -> None:
         """The shell has persisted, sent and applied `rd`."""
+        if rd.snapshot_to_save is not None:
+            self.durable_index = max(self.durable_index, rd.snapshot_to_save.meta.index)
+        if rd.entries_to_append:
+            last = rd.entries_to_append[-1]
+            # unless a conflicting append replaced it since ready() (then the truncation
+            # already lowered durable_index and a later Ready persists the new entries)
+            if self.log.term_at(last.index) == last.term:
+                self.durable_index = max(self.durable_index, last.index)
+            self.on_durable()
         if rd.snapshot_to_apply is not None:
             self.applied = max(self.applied, rd.snapshot_to_apply.meta.index)
         if rd.committed_entries:

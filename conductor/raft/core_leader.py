@@ -150,10 +150,15 @@ class LeaderMixin(CoreBase):
         for peer, pr in self.progress.items():
             self.send(Heartbeat(self.id, peer, self.term, min(pr.match, self.commit), self.hb_round))
 
+    def on_durable(self) -> None:
+        if self.role == Role.LEADER:
+            self.maybe_commit(self.now)
+
     def maybe_commit(self, now: float) -> bool:
-        last = self.log.last_index()
+        # the leader's own entries count once they are on its disk (sent in parallel)
+        own = min(self.durable_index, self.log.last_index())
         n = quorum_value(
-            last if v == self.id else (self.progress[v].match if v in self.progress else 0)
+            own if v == self.id else (self.progress[v].match if v in self.progress else 0)
             for v in self.latest_config.voters()
         )
         if n is None or n <= self.commit or self.log.term_at(n) != self.term:

@@ -1,10 +1,12 @@
 """The core's in-memory view of the Raft log: entries after an offset (the last
-compacted index), with term lookups, conflict search and truncation. Pure data
-structure: what is durable is tracked by the core, not here."""
+compacted index), with term lookups, conflict search and truncation, and a running
+byte count of the entries' payloads (the core compacts by bytes as well as by count,
+so a log of multi-MB entries stays bounded in memory). Pure data structure: what is
+durable is tracked by the core, not here."""
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
 from conductor.raft.types import Entry
@@ -14,14 +16,40 @@ class RaftLog:
     """Entries `offset+1 .. last_index()`. `offset_term` is the term of entry `offset`
     (or -1 when unknown, e.g. trailing entries kept behind a snapshot after a restart)."""
 
-    __slots__ = ("entries", "offset", "offset_term")
+    __slots__ = ("_cum", "_cum0", "entries", "offset", "offset_term")
 
     def __init__(self, offset: int = 0, offset_term: int = 0, entries: Iterable[Entry] = ()) -> None:
         self.offset = offset
         self.offset_term = offset_term
         self.entries: list[Entry] = []
+        # running payload byte totals: _cum[k] covers entries[0..k]; _cum0 is the total
+        # before entries[0] (only differences are meaningful)
+        self._cum: list[int] = []
+        self._cum0 = 0
         for e in entries:
             self.append(e)
+
+    def _cum_at(self, index: int) -> int:
+        """Running byte total up to and including entry `index` (offset <= index <= last)."""
+        return self._cum0 if index == self.offset else self._cum[index - self.offset - 1]
+
+    def bytes_between(self, lo: int, hi: int) -> int:
+        """Payload bytes of entries lo..hi inclusive, clipped to the entries in memory."""
+        lo = max(lo, self.offset + 1)
+        hi = min(hi, self.last_index())
+        if lo > hi:
+            return 0
+        return self._cum_at(hi) - self._cum_at(lo - 1)
+
+    def bytes_in_memory(self) -> int:
+        return self._cum[-1] - self._cum0 if self._cum else 0
+
+    def start_for_bytes(self, index: int, budget: int) -> int:
+        """The smallest j >= offset such that entries j+1..index hold <= `budget` bytes."""
+        target = self._cum_at(index) - budget
+        if target <= self._cum0:
+            return self.offset
+        return self.offset + 1 + bisect_left(self._cum, target, 0, index - self.offset)
 
     def last_index(self) -> int:
         return self.offset + len(self.entries)
@@ -66,24 +94,33 @@ class RaftLog:
         if self.entries and e.term < self.entries[-1].term:
             raise ValueError("terms must not decrease along the log")
         self.entries.append(e)
+        self._cum.append((self._cum[-1] if self._cum else self._cum0) + len(e.data))
 
     def truncate_from(self, index: int) -> None:
         """Drop entries >= index."""
         if index <= self.offset:
             raise ValueError("cannot truncate compacted entries")
         del self.entries[index - self.offset - 1 :]
+        del self._cum[index - self.offset - 1 :]
 
     def compact_to(self, index: int) -> None:
         """Drop entries <= index (they are covered by a snapshot)."""
         if index <= self.offset:
             return
         term = self.term_at(index)
+        if index >= self.last_index():
+            self._cum0 = self._cum[-1] if self._cum else self._cum0
+        else:
+            self._cum0 = self._cum_at(index)
         del self.entries[: index - self.offset]
+        del self._cum[: index - self.offset]
         self.offset = index
         self.offset_term = term if term is not None else -1
 
     def reset(self, index: int, term: int) -> None:
         self.entries = []
+        self._cum = []
+        self._cum0 = 0
         self.offset = index
         self.offset_term = term
 

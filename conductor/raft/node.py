@@ -2,7 +2,8 @@
 timers and a state machine, and exposes the async API the conductor uses.
 
 One task (`_main_loop`) owns the Ready/advance cycle: persist (fsync, in a worker thread)
-→ send messages → restore/apply to the state machine (resolving waiting proposals with the
+→ send messages (a leader sends its appends before its own fsync, see
+`Ready.send_before_persist`) → restore/apply to the state machine (resolving waiting proposals with the
 FSM's result) → answer reads → advance → take a snapshot when due. Every other entry point
 (inbound messages, API calls, timer ticks) only touches the core while holding `_lock`, which
 the cycle also holds, so the core never sees input while a Ready is being handled.
@@ -287,9 +288,15 @@ class RaftNode:
     async def _drain_ready(self) -> None:
         core = self.core
         while (rd := core.ready()) is not None:
+            if rd.send_before_persist:
+                # a leader's appends: the followers' fsyncs overlap ours (the transport's
+                # sender tasks run while the fsync runs in a worker thread)
+                for m in rd.messages:
+                    self.transport.send(m)
             await self._persist(rd)
-            for m in rd.messages:
-                self.transport.send(m)
+            if not rd.send_before_persist:
+                for m in rd.messages:
+                    self.transport.send(m)
             self._apply(rd)
             core.advance(rd)
             if rd.soft_state is not None:

@@ -4,8 +4,10 @@ The contract between the core (`conductor.raft.core.RaftCore`) and the I/O shell
 that drives it (storage + transport + timers) is etcd-raft's Ready/advance loop:
 
 1. Inputs: the shell feeds the core `tick(now)` (at or after `next_deadline()`),
-   `step(msg, now)` for every message received, and the API calls (`propose`,
-   membership changes, `transfer_leadership`, `read_index`, `compact`, `bootstrap`).
+   `step(msg, now)` for every message received, `report_unreachable(peer, now)` when
+   the transport lost messages or its connection to a peer, and the API calls
+   (`propose`, membership changes, `transfer_leadership`, `read_index`, `compact`,
+   `bootstrap`).
    None of them does I/O; they only change memory and queue output.
 2. `ready()` returns a `Ready` (or None when there is nothing to do). The shell
    handles it **in this order**:
@@ -20,6 +22,10 @@ that drives it (storage + transport + timers) is etcd-raft's Ready/advance loop:
       `compact_to` may also be set without a snapshot being saved in this Ready
       (it never exceeds the index of the newest saved snapshot).
    b. Only after the fsync: send `messages` (best effort; losing any is fine).
+      Exception: when `send_before_persist` is set (a leader whose term and vote are
+      already durable), the shell may send `messages` before or while persisting, so the
+      leader's own fsync overlaps the followers' (thesis §10.2.1). The core then counts
+      the leader in the commit quorum only for entries made durable by an `advance`.
    c. If `snapshot_to_apply` is set, reset the state machine from its data.
       Then apply `committed_entries` in order (NOOP and CONFIG entries carry no
       state-machine payload but are still "applied"; their index matters).
@@ -167,6 +173,11 @@ class RaftConfig:
     max_batch_bytes: int = 4 * 1024 * 1024
     snapshot_threshold: int = 8192  # applied entries since the last snapshot before one is due
     trailing_logs: int = 10240  # entries kept in the log behind a snapshot
+    # Memory cap for large entries (payload bytes): a snapshot is also due once the applied
+    # entries since the last one hold this many bytes, and at most this many bytes of
+    # entries are kept behind a snapshot (whichever of count and bytes keeps fewer).
+    snapshot_threshold_bytes: int = 64 * 1024 * 1024
+    trailing_logs_bytes: int = 64 * 1024 * 1024
     pre_vote: bool = True
     check_quorum: bool = True
     # Fast failover (see RaftCore.report_unreachable): a follower told that its leader is
@@ -205,6 +216,7 @@ class Ready:
     truncate_from: int | None = None
     entries_to_append: tuple[Entry, ...] = ()
     messages: tuple[Message, ...] = ()
+    send_before_persist: bool = False  # `messages` may be sent before/while persisting
     snapshot_to_apply: Snapshot | None = None
     committed_entries: tuple[Entry, ...] = ()
     read_states: tuple[ReadState, ...] = ()

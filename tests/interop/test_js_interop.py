@@ -139,6 +139,7 @@ def _node_args(tmp_path: Path, *, static: str) -> list[str]:
         "--p2p.listen.ip": "127.0.0.1",
         "--p2p.listen.tcp": "0",
         "--p2p.priv.path": str(tmp_path / "opnode_p2p_priv.txt"),
+        "--p2p.peerstore.path": str(tmp_path / "peerstore"),
         "--p2p.static": static,  # our node dials B (outbound); A dials our node (inbound)
         "--rpc.addr": "127.0.0.1",
         "--rpc.port": "0",

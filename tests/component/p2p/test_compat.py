@@ -146,3 +146,14 @@ async def test_outbound_queue_overflow_is_counted_not_silent() -> None:
             await wait_until(lambda: len(b.recent_blocks(1000)) == n - dropped, timeout=20)
             await trio.sleep(0.5)
             assert len(b.recent_blocks(1000)) == n - dropped
+
+
+def test_dlazy_is_honoured() -> None:
+    """--p2p.gossip.mesh.dlazy sets how many non-mesh peers get IHAVE (0.8.1 hard-codes 6)."""
+    from p2p.compat import op_gossipsub_router
+
+    router = op_gossipsub_router(d_lazy=2)
+    assert router._get_adaptive_gossip_peers_count("t", 4) == 2
+    assert router._get_adaptive_gossip_peers_count("t", 40) == 10  # go: max(Dlazy, GossipFactor·n)
+    assert op_gossipsub_router()._get_adaptive_gossip_peers_count("t", 4) == 6
+    assert make_node(mesh_dlazy=3).router.dlazy == 3

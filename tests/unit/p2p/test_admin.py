@@ -48,6 +48,7 @@ class FakeNode:
         self.protected: set[str] = set()
         self.closed: list[str] = []
         self.disconnected: list[str] = []
+        self.relaxed: list[str | None] = []
         self.connected_addrs: list[str] = []
         self.connect_error: Exception | None = None
         self.connect_hangs = False
@@ -119,6 +120,9 @@ class FakeNode:
 
     async def close_peer(self, peer_id: str) -> None:
         self.closed.append(peer_id)
+
+    def gater_relaxed(self, peer_id: str | None) -> None:
+        self.relaxed.append(peer_id)
 
     def has_sequencer_key(self) -> bool:
         return self.key
@@ -263,7 +267,9 @@ async def test_block_unblock_list_peer(api: Api, node: FakeNode) -> None:
     assert node.closed == [PEER_A]  # existing connections closed
     assert await api.result("opp2p_listBlockedPeers") == [PEER_A]
     assert not node.gater.allow_dial(PEER_A, None, NOW)
+    assert node.relaxed == []
     assert await api.result("opp2p_unblockPeer", PEER_A) is None
+    assert node.relaxed == [PEER_A]  # the static dialer is woken for that peer
     assert await api.result("opp2p_listBlockedPeers") == []
 
 
@@ -273,6 +279,7 @@ async def test_block_unblock_list_addr_does_not_close(api: Api, node: FakeNode) 
     assert await api.result("opp2p_listBlockedAddrs") == ["192.0.2.1", "2001:db8::1"]
     assert node.closed == []
     assert await api.result("opp2p_unblockAddr", "192.0.2.1") is None
+    assert node.relaxed == [None]  # every static peer re-checked
     assert await api.result("opp2p_listBlockedAddrs") == ["2001:db8::1"]
 
 
@@ -281,6 +288,7 @@ async def test_block_unblock_list_subnet(api: Api, node: FakeNode) -> None:
     assert await api.result("opp2p_listBlockedSubnets") == ["198.51.100.0/24"]
     assert not node.gater.allow_accept("198.51.100.200", NOW)
     assert await api.result("opp2p_unblockSubnet", "198.51.100.0/24") is None
+    assert node.relaxed == [None]
     assert await api.result("opp2p_listBlockedSubnets") == []
 
 

@@ -162,3 +162,20 @@ def test_corrupt_state_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / GATER_FILE).write_text(json.dumps({"version": 1, "blockedPeers": ["bogus"]}))
     with pytest.raises(ValueError, match="gater state"):
         ConnectionGater(tmp_path / GATER_FILE)
+
+
+def test_cli_peerstore_default_is_op_nodes_persisted_db(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``baton p2p run`` persists blocks/bans by default (op-node: ``opnode_peerstore_db``); ``memory``
+    opts out."""
+    import argparse
+
+    from p2p.node_cli import add_run_arguments, config_from_args, env_name
+
+    monkeypatch.delenv(env_name("--p2p.peerstore.path"), raising=False)
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    cfg, _ = config_from_args(parser.parse_args(["--chain-id", "10"]))
+    assert cfg.peerstore_path == "opnode_peerstore_db"
+    cfg, _ = config_from_args(parser.parse_args(["--chain-id", "10", "--p2p.peerstore.path", "memory"]))
+    assert cfg.peerstore_path == "memory"
+    assert ConnectionGater.open(cfg.peerstore_path).path is None

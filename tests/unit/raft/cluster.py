@@ -33,6 +33,8 @@ SIM_CONFIG = RaftConfig(
     max_batch_bytes=2048,
     snapshot_threshold=30,
     trailing_logs=10,
+    snapshot_threshold_bytes=1000,  # entries are 2-200 bytes: both limits fire in the simulation
+    trailing_logs_bytes=300,
     failover_delay_min=0.0125,  # the defaults scaled like the heartbeat (x 1/4)
     failover_delay_max=0.0625,
 )
@@ -167,7 +169,7 @@ class Cluster:
                 if rd is None:
                     continue
                 self.disks[nid].persist(rd)
-                msgs.extend(rd.messages)
+                msgs.extend(rd.messages)  # instant delivery: before or after persist is the same
                 if rd.snapshot_to_apply is not None:
                     self.snapshots_applied[nid].append(rd.snapshot_to_apply)
                 self.applied[nid].extend(rd.committed_entries)

@@ -4,7 +4,11 @@ A seeded scheduler with simulated time drives several `RaftCore`s. The network
 delays, drops, duplicates and reorders messages (all of them round-trip through the
 binary codec) and can be partitioned; nodes crash and restart from their simulated
 disk, which holds only what a Ready asked to persist (a node crashes between its
-steps, before its pending Ready is persisted, or between persist and send).
+steps, before its pending Ready is persisted, between persist and send, or — a leader
+that sends its appends before its own fsync — after sending but before persisting).
+An fsync takes simulated time, during which the node keeps stepping input. The
+transport's "unreachable" reports are modelled too: crashed peers are reported to the
+others, some losses to the sender, and spurious reports arrive in every mix.
 Clients propose continuously; the fault schedule changes membership, transfers
 leadership and issues read-index requests.
 
@@ -77,6 +81,7 @@ class SimNode:
     core: RaftCore | None = None
     sm: StateMachine = field(default_factory=StateMachine)
     io_pending: bool = False
+    incarnation: int = 0
     tick_gen: int = 0
     tick_at: float | None = None
     pending: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # index -> (term, data)
@@ -164,6 +169,7 @@ class Sim:
             node.sm = StateMachine.from_snapshot(rs.snapshot.data)
             self.check_snapshot(nid, node.sm, rs.snapshot.meta.index)
         node.io_pending = False
+        node.incarnation += 1
         node.pending = {}
         self.crashed.discard(nid)
         self.after_input(nid)
@@ -277,6 +283,13 @@ class Sim:
                 self.stats["unreachable"] += 1
                 c.report_unreachable(peer, self.now)
                 self.after_input(nid)
+        elif kind == "io_done":
+            assert isinstance(payload, tuple)
+            nid, inc, rd = payload
+            assert isinstance(nid, str) and isinstance(rd, Ready)
+            node = self.nodes[nid]
+            if node.core is not None and node.incarnation == inc:
+                self.finish_io(node, rd)
         elif kind == "restart":
             assert isinstance(payload, str)
             if payload in self.crashed:
@@ -284,21 +297,46 @@ class Sim:
                 self.start(payload)
 
     def do_io(self, nid: str) -> None:
+        """Take a Ready. Its fsync takes simulated time, during which the node keeps
+        stepping messages and API calls (but takes no other Ready): a leader's early
+        appends can be acknowledged before its own entries are durable."""
         node = self.nodes[nid]
-        node.io_pending = False
         c = node.core
         if c is None:
+            node.io_pending = False
             return
         rd = c.ready()
         if rd is None:
+            node.io_pending = False
+            return
+        if rd.send_before_persist:
+            self.stats["send_before_persist"] += 1
+            for m in rd.messages:
+                self.send(m)
+        if rd.entries_to_append or rd.hard_state is not None or rd.snapshot_to_save is not None:
+            self.push(self.now + self.rng.uniform(0.0005, 0.004), "io_done", (nid, node.incarnation, rd))
+        else:
+            self.finish_io(node, rd)
+
+    def finish_io(self, node: SimNode, rd: Ready) -> None:
+        nid = node.id
+        c = node.core
+        assert c is not None
+        node.io_pending = False
+        crashes = self.faults_on and self.mix.crashes
+        if rd.send_before_persist and crashes and rd.entries_to_append and self.rng.random() < 0.02:
+            self.stats["crash_before_own_fsync"] += 1
+            self.crash(nid)  # the leader's appends are out, its own fsync never happened
+            self.push(self.now + self.rng.uniform(0.05, 0.5), "restart", nid)
             return
         self.persist(node, rd)
-        if self.faults_on and self.mix.crashes and self.rng.random() < 0.003:
+        if crashes and self.rng.random() < 0.003:
             self.crash(nid)  # between fsync and send
             self.push(self.now + self.rng.uniform(0.05, 0.5), "restart", nid)
             return
-        for m in rd.messages:
-            self.send(m)
+        if not rd.send_before_persist:
+            for m in rd.messages:
+                self.send(m)
         if rd.snapshot_to_apply is not None:
             idx = rd.snapshot_to_apply.meta.index
             if idx <= node.sm.index:

@@ -37,7 +37,12 @@ def test_single_voter_bootstrap_elects_itself_immediately() -> None:
     rd = c.ready()
     assert rd is not None and rd.soft_state is not None and rd.soft_state.role == Role.LEADER
     assert [e.index for e in rd.entries_to_append] == [1, 2]  # config + leader's NOOP
-    assert [e.index for e in rd.committed_entries] == [1, 2]
+    # the NOOP commits once it is on the (only) voter's disk: in the next Ready
+    assert [e.index for e in rd.committed_entries] == [1]
+    assert not rd.send_before_persist  # the new term and vote must be durable first
+    c.advance(rd)
+    rd = c.ready()
+    assert rd is not None and [e.index for e in rd.committed_entries] == [2]
     assert rd.hard_state is not None and rd.hard_state.commit == 2
 
 

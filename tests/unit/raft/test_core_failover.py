@@ -8,7 +8,8 @@ import dataclasses
 
 import pytest
 
-from conductor.raft.progress import ProgressState
+from conductor.raft.core import RaftCore
+from conductor.raft.progress import Progress, ProgressState
 from conductor.raft.types import Role
 
 from .cluster import SIM_CONFIG, Cluster
@@ -21,6 +22,14 @@ ET = SIM_CONFIG.election_timeout
 FAST_BOUND = SIM_CONFIG.failover_silence * HB + SIM_CONFIG.failover_delay_max
 
 
+def _state(pr: Progress) -> ProgressState:  # (a call: mypy must not narrow across inputs)
+    return pr.state
+
+
+def _lost(core: RaftCore) -> bool:
+    return core.leader_lost
+
+
 # ---------------------------------------------------------------- leader side
 
 
@@ -31,14 +40,14 @@ def test_leader_moves_a_pipelining_follower_back_to_probe() -> None:
     core = cl.cores[lead]
     peer = next(i for i in IDS if i != lead)
     pr = core.progress[peer]
-    assert pr.state == ProgressState.REPLICATE
+    assert _state(pr) == ProgressState.REPLICATE
     pr.inflight.append(pr.match + 5)  # pretend appends are in flight (and were lost)
     pr.next = pr.match + 6
     core.report_unreachable(peer, cl.now)
-    assert pr.state == ProgressState.PROBE and pr.next == pr.match + 1 and not pr.inflight
+    assert _state(pr) == ProgressState.PROBE and pr.next == pr.match + 1 and not pr.inflight
     # replication resumes from the real match point
     cl.propose(b"y")
-    assert pr.state == ProgressState.REPLICATE and pr.match == core.log.last_index()
+    assert _state(pr) == ProgressState.REPLICATE and pr.match == core.log.last_index()
     cl.run(2 * HB)  # the next heartbeat carries the commit index
     assert cl.data_applied(peer)[-2:] == [b"x", b"y"]
 
@@ -76,7 +85,7 @@ def test_followers_elect_a_new_leader_soon_after_the_leader_is_reported_dead() -
         deadline = t_crash + FAST_BOUND + 0.05  # well before any election timeout (>= ET)
         assert deadline - t_crash < ET
         while cl.now < deadline and not cl.leaders():
-            cl.run(0.005, step=0.0005)
+            cl.run(0.01)  # coarse steps: both followers often campaign in the same step
         new = cl.leader()
         assert new != old
         assert cl.cores[new].term == term + 1, "pre-vote: no term inflation"
@@ -109,14 +118,14 @@ def test_campaign_waits_for_the_leader_to_be_silent() -> None:
     core = cl.cores[f]
     core.report_unreachable(lead, cl.now)
     silent_since = core.last_leader_contact
-    assert core.leader_lost
+    assert _lost(core)
     d = core.next_deadline()
     assert d is not None
     assert silent_since + SIM_CONFIG.failover_silence * HB + SIM_CONFIG.failover_delay_min <= d
     assert d <= max(cl.now, silent_since + SIM_CONFIG.failover_silence * HB) + SIM_CONFIG.failover_delay_max
     # the leader is alive: its next heartbeat clears the suspicion and the early deadline
     cl.run(HB + 0.01)
-    assert not core.leader_lost and core.role == Role.FOLLOWER
+    assert not _lost(core) and core.role == Role.FOLLOWER
     d2 = core.next_deadline()
     assert d2 is not None and d2 >= core.last_leader_contact + ET
 
@@ -169,3 +178,18 @@ def test_simulated_spurious_reports_never_cause_a_leader_change(seed: int) -> No
     assert sim.stats["unreachable"] > 20
     assert sim.stats["elected"] == 1, f"seed {seed}: leaders by term {sim.leaders}"
     assert len({sim.core(n).term for n in sim.nodes}) == 1
+
+
+def test_rival_pre_candidates_with_equal_logs_do_not_split_the_vote() -> None:
+    """Both followers start a pre-vote at the same instant: the lower id goes on, the other
+    backs it and stands down, so the new leader is elected in term + 1 at once."""
+    for seed in range(10):
+        cl = Cluster(IDS, seed=seed)
+        old, term, _ = _crash_leader(cl, report=False)
+        a, b = (i for i in IDS if i != old)
+        for i in (a, b):
+            cl.cores[i].campaign(cl.now, transfer=False)
+        assert cl.cores[a].role == cl.cores[b].role == Role.PRE_CANDIDATE
+        cl.flush()
+        assert cl.leader() == min(a, b) and cl.cores[min(a, b)].term == term + 1
+        assert cl.cores[max(a, b)].role == Role.FOLLOWER

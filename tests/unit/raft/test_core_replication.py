@@ -114,6 +114,9 @@ def test_new_leader_commits_old_term_entries_only_through_its_own() -> None:
     c.step(VoteResponse("n2", "n1", c.term, True), 0.0)
     assert c.role == Role.LEADER
     noop = c.log.last_index()
+    rd = c.ready()
+    assert rd is not None
+    c.advance(rd)  # the NOOP is on n1's disk
     # n2 acknowledges the old-term entry only: it is on a quorum but must not commit
     c.step(AppendResponse("n2", "n1", c.term, True, 2, 0, 0), 0.0)
     assert c.commit == 1
@@ -140,3 +143,51 @@ def test_nonvoters_replicate_but_do_not_count_toward_commit() -> None:
     cl.isolate(lead)
     cl.run(2.0)  # no quorum anywhere; the non-voter never campaigns
     assert cl.cores["n3"].role == Role.FOLLOWER and cl.leaders() == []
+
+
+def _replicating(c: RaftCore) -> None:
+    """Both followers acknowledge the new leader's NOOP (their progress leaves probing)."""
+    for f in ("n2", "n3"):
+        c.step(AppendResponse(f, "n1", c.term, True, c.log.last_index(), 0, 0), 0.0)
+    rd = c.ready()
+    assert rd is not None
+    c.advance(rd)
+
+
+def test_leader_sends_appends_before_its_own_fsync_and_counts_itself_once_durable() -> None:
+    base = [_conf_entry(["n1", "n2", "n3"])]
+    c = _node_with_log("n1", base, 1, 1)
+    c.campaign(0.0, transfer=True)
+    c.step(VoteResponse("n2", "n1", c.term, True), 0.0)
+    rd = c.ready()
+    assert rd is not None and rd.hard_state is not None
+    assert not rd.send_before_persist  # the new term/vote must hit the disk first
+    c.advance(rd)
+    _replicating(c)
+    idx = c.propose(b"x", 0.0)
+    rd = c.ready()
+    assert rd is not None and rd.send_before_persist
+    assert [e.index for e in rd.entries_to_append] == [idx]
+    assert any(isinstance(m, AppendEntries) and m.entries and m.entries[-1].index == idx for m in rd.messages)
+    # one follower acks before our own fsync finished: n1 + n2 is a quorum only once n1 is durable
+    c.step(AppendResponse("n2", "n1", c.term, True, idx, 0, 0), 0.0)
+    assert c.commit < idx
+    c.advance(rd)  # our fsync is done
+    assert c.commit == idx
+
+
+def test_two_followers_commit_without_the_leaders_own_fsync() -> None:
+    base = [_conf_entry(["n1", "n2", "n3"])]
+    c = _node_with_log("n1", base, 1, 1)
+    c.campaign(0.0, transfer=True)
+    c.step(VoteResponse("n2", "n1", c.term, True), 0.0)
+    rd = c.ready()
+    assert rd is not None
+    c.advance(rd)
+    _replicating(c)
+    idx = c.propose(b"x", 0.0)
+    rd = c.ready()
+    assert rd is not None and rd.send_before_persist
+    for f in ("n2", "n3"):
+        c.step(AppendResponse(f, "n1", c.term, True, idx, 0, 0), 0.0)
+    assert c.commit == idx and c.durable_index < idx

@@ -3,9 +3,13 @@ catch-up of a lagging follower, and restart from a snapshot."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from conductor.raft.core_log import RaftLog
 from conductor.raft.messages import InstallSnapshot
+from conductor.raft.types import Entry, EntryKind
 
 from .cluster import SIM_CONFIG, Cluster
 
@@ -78,3 +82,75 @@ def test_restart_from_snapshot_redelivers_only_later_entries() -> None:
     cl.run(1.0)
     assert cl.data_applied(lead)[:3] == [b"b0", b"b1", b"b2"]
     assert all(e.index > snap_at for e in cl.applied[lead])
+
+
+# ---------------------------------------------------------------- memory cap (bytes)
+
+
+def test_raft_log_byte_accounting_through_append_truncate_and_compact() -> None:
+    lg = RaftLog()
+    for i in range(1, 11):
+        lg.append(Entry(1, i, EntryKind.NORMAL, b"x" * (10 * i)))
+    assert lg.bytes_in_memory() == sum(10 * i for i in range(1, 11))
+    assert lg.bytes_between(3, 4) == 70 and lg.bytes_between(0, 100) == lg.bytes_in_memory()
+    assert lg.start_for_bytes(10, 100) == 9  # entry 10 alone holds 100 bytes
+    assert lg.start_for_bytes(10, 99) == 10  # not even the last one fits
+    assert lg.start_for_bytes(10, 190) == 8 and lg.start_for_bytes(10, 189) == 9
+    assert lg.start_for_bytes(10, 10**9) == 0
+    lg.truncate_from(8)
+    assert lg.bytes_in_memory() == sum(10 * i for i in range(1, 8))
+    lg.append(Entry(2, 8, EntryKind.NORMAL, b"y" * 5))
+    lg.compact_to(4)
+    assert lg.bytes_in_memory() == 50 + 60 + 70 + 5 and lg.bytes_between(1, 5) == 50
+    assert lg.start_for_bytes(8, 75) == 6 and lg.start_for_bytes(8, 10**9) == 4
+    lg.compact_to(8)
+    assert lg.bytes_in_memory() == 0 and lg.bytes_between(1, 8) == 0
+    lg.append(Entry(2, 9, EntryKind.NORMAL, b"z" * 7))
+    assert lg.bytes_in_memory() == 7 and lg.start_for_bytes(9, 7) == 8
+    lg.reset(20, 3)
+    assert lg.bytes_in_memory() == 0
+
+
+def test_snapshot_is_due_by_bytes_before_the_entry_count() -> None:
+    cfg = dataclasses.replace(SIM_CONFIG, snapshot_threshold=1000, trailing_logs=1000)
+    cl = Cluster(IDS, cfg=cfg)
+    c = cl.cores[cl.elect()]
+    big = b"B" * (cfg.snapshot_threshold_bytes // 4)
+    for _ in range(3):
+        cl.propose(big)
+    assert not c.snapshot_due()
+    cl.propose(big)
+    assert c.snapshot_due()
+    applied = c.applied
+    c.compact(applied, b"S")
+    # trailing entries are capped by bytes: only what fits in trailing_logs_bytes is kept
+    kept = c.log.bytes_between(c.log.offset + 1, applied)
+    assert kept <= cfg.trailing_logs_bytes < kept + len(big)
+    rd = c.ready()
+    assert rd is not None and rd.compact_to == c.log.offset > applied - cfg.trailing_logs
+
+
+def test_memory_stays_bounded_with_large_entries_and_lagging_follower_gets_a_snapshot() -> None:
+    cfg = dataclasses.replace(
+        SIM_CONFIG, snapshot_threshold=10**6, trailing_logs=10**6, trailing_logs_bytes=20_000
+    )
+    cl = Cluster(IDS, cfg=cfg)
+    lead = cl.elect()
+    lagger = next(i for i in IDS if i != lead)
+    cl.isolate(lagger)
+    cl.cut -= {frozenset((a, b)) for a in IDS for b in IDS if lagger not in (a, b)}
+    c = cl.cores[lead]
+    entry = 3_000
+    peak = 0
+    for k in range(200):  # 600 KB of entries through a 1000 + 20_000 byte budget
+        cl.propose(bytes([k % 256]) * entry)
+        for core in cl.cores.values():
+            if core.snapshot_due():
+                core.compact(core.applied, b"S%d" % core.applied)
+        cl.flush()
+        peak = max(peak, c.log.bytes_in_memory())
+    assert peak <= cfg.snapshot_threshold_bytes + cfg.trailing_logs_bytes + 2 * entry
+    assert c.log.offset > cl.cores[lagger].log.last_index()
+    cl.heal()
+    cl.run(0.5)
+    assert cl.snapshots_applied[lagger] and cl.cores[lagger].applied == c.applied

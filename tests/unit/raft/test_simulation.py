@@ -56,6 +56,9 @@ def test_simulation_exercises_every_feature() -> None:
         "snapshot_installed",
         "truncate",
         "stale_guard",
+        "unreachable",
+        "send_before_persist",
+        "crash_before_own_fsync",
     ):
         assert total[what] > 0, f"no {what} in 36 seeds: {total}"
 
