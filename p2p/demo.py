@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from p2p.blockbuilder import DEFAULT_TIMESTAMP, build_envelope
-from p2p.encoding import MAX_GOSSIP_SIZE, compress, message_id
+from p2p.encoding import MAX_GOSSIP_SIZE, compress, message_id, uvarint
 from p2p.payload import BlockVersion, ExecutionPayloadEnvelope, encode_envelope
 from p2p.signing import address_of, generate_private_key, signed_message
 from p2p.topics import block_topic
@@ -36,15 +36,6 @@ class DemoCase:
     data: bytes
     expect: Result
     expect_reason: str
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _message(
@@ -127,7 +118,7 @@ def build_cases(sequencer_key: bytes, stranger_key: bytes) -> list[DemoCase]:
 
     add(
         "snappy header claims 11 MiB",
-        (block_topic(CHAIN_ID, BlockVersion.V4), _uvarint(MAX_GOSSIP_SIZE + 2**20) + b"\x00" * 8),
+        (block_topic(CHAIN_ID, BlockVersion.V4), uvarint(MAX_GOSSIP_SIZE + 2**20) + b"\x00" * 8),
         Result.REJECT,
         "too_large",
     )

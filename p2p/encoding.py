@@ -175,3 +175,15 @@ def message_id_from_parts(topic: str, raw: bytes, decompressed: bytes | None) ->
 def message_id(topic: str, data: bytes) -> bytes:
     """Return op-node's 20-byte gossipsub message-id of compressed ``data`` published on ``topic``."""
     return inspect(data).message_id(topic)
+
+
+def uvarint(n: int) -> bytes:
+    """Unsigned LEB128 varint (the snappy length header's encoding); tests and tools build headers with it."""
+    if n < 0:
+        raise ValueError("uvarint of a negative number")
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)

@@ -42,6 +42,7 @@ from libp2p.crypto.serialization import deserialize_public_key
 from libp2p.peer.id import ID
 
 from baton.log import get_logger
+from p2p.notifee import NullNotifee
 
 __all__ = [
     "GATER_FILE",
@@ -402,7 +403,7 @@ def conn_direction(conn: Any) -> Direction:
     return "unknown"
 
 
-class HostGate:
+class HostGate(NullNotifee):
     """Enforces a :class:`ConnectionGater` on a py-libp2p host (see module docstring).
 
     Installed as ``swarm.connection_gate`` (duck-typed ``is_allowed``/``is_in_allow_list``) and as a
@@ -464,21 +465,6 @@ class HostGate:
             log.info("gater_closed_connection", peer=str(peer_id), direction=direction)
             self.refused_connections += 1
             await _close_quietly(conn)
-
-    async def disconnected(self, network: Any, conn: Any) -> None:
-        pass
-
-    async def opened_stream(self, network: Any, stream: Any) -> None:
-        pass
-
-    async def closed_stream(self, network: Any, stream: Any) -> None:
-        pass
-
-    async def listen(self, network: Any, multiaddr: Any) -> None:
-        pass
-
-    async def listen_close(self, network: Any, multiaddr: Any) -> None:
-        pass
 
     # -- operations that also close connections ------------------------------------------------------
 

@@ -32,6 +32,7 @@ from multiaddr import Multiaddr
 
 from baton.log import get_logger
 from p2p.gater import ConnectionGater
+from p2p.notifee import NullNotifee
 
 if TYPE_CHECKING:
     # mypy does not see trio's re-export of TaskStatus
@@ -115,7 +116,7 @@ def parse_static_peers(entries: Iterable[str], self_id: ID | None = None) -> lis
     return out
 
 
-class StaticPeerDialer:
+class StaticPeerDialer(NullNotifee):
     """Keeps static peers connected; tracks static + api-protected peers. Run with ``nursery.start``."""
 
     def __init__(
@@ -209,21 +210,6 @@ class StaticPeerDialer:
         event = self._wake.get(peer_id) if peer_id is not None else None
         if event is not None:
             event.set()
-
-    async def connected(self, network: Any, conn: Any) -> None:
-        pass
-
-    async def opened_stream(self, network: Any, stream: Any) -> None:
-        pass
-
-    async def closed_stream(self, network: Any, stream: Any) -> None:
-        pass
-
-    async def listen(self, network: Any, multiaddr: Any) -> None:
-        pass
-
-    async def listen_close(self, network: Any, multiaddr: Any) -> None:
-        pass
 
     def wake(self, peer_id: ID | None = None) -> None:
         """Re-check now (e.g. after ``opp2p_unblockPeer``): one peer, or all when ``None``."""

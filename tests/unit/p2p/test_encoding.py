@@ -20,18 +20,10 @@ from p2p.encoding import (
     inspect,
     message_id,
     message_id_from_parts,
+    uvarint,
 )
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "message_ids.json"
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _load_vectors() -> list[dict[str, str]]:
@@ -70,7 +62,7 @@ def test_message_id_depends_on_topic() -> None:
 
 def test_message_id_over_10mib_header_is_invalid_domain() -> None:
     # Header announces more than 10 MiB: never decompressed, raw data hashed with domain 0.
-    data = _uvarint(MAX_GOSSIP_SIZE + 1) + b"\x00" * 10
+    data = uvarint(MAX_GOSSIP_SIZE + 1) + b"\x00" * 10
     msg = inspect(data)
     assert msg.decompressed is None
     assert message_id("t", data) == message_id_from_parts("t", data, None)
@@ -91,8 +83,8 @@ def test_message_id_counts_topic_bytes_not_characters() -> None:
 
 
 @pytest.mark.parametrize("n", [0, 1, 127, 128, 300, 16383, 16384, MAX_GOSSIP_SIZE, 2**32 - 1])
-def test_decoded_len_reads_uvarint(n: int) -> None:
-    assert decoded_len(_uvarint(n) + b"rest") == n
+def test_decoded_len_readsuvarint(n: int) -> None:
+    assert decoded_len(uvarint(n) + b"rest") == n
 
 
 def test_decoded_len_matches_cramjam_on_real_data() -> None:
@@ -108,8 +100,8 @@ def test_decoded_len_matches_cramjam_on_real_data() -> None:
         b"\x80",  # unterminated
         b"\xff" * 10 + b"\x01",  # 11 bytes: overflow
         b"\xff" * 9 + b"\x02",  # 10th byte > 1: overflow
-        _uvarint(2**32),  # > uint32
-        _uvarint(2**63),
+        uvarint(2**32),  # > uint32
+        uvarint(2**63),
     ],
 )
 def test_decoded_len_rejects_corrupt_headers(header: bytes) -> None:
@@ -129,9 +121,9 @@ def test_decompress_gossip_round_trip() -> None:
     ("data", "reason"),
     [
         (b"\xff\xff", "snappy_invalid_length"),
-        (_uvarint(MAX_GOSSIP_SIZE + 1) + b"\x00", "too_large"),
+        (uvarint(MAX_GOSSIP_SIZE + 1) + b"\x00", "too_large"),
         (compress(b"a" * (MIN_GOSSIP_SIZE - 1)), "too_small"),
-        (_uvarint(100) + b"\x00\x01", "snappy_decode_failed"),
+        (uvarint(100) + b"\x00\x01", "snappy_decode_failed"),
     ],
 )
 def test_decompress_gossip_reasons(data: bytes, reason: str) -> None:

@@ -33,7 +33,7 @@ from gossip_factory import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from p2p.encoding import MAX_GOSSIP_SIZE, compress
+from p2p.encoding import MAX_GOSSIP_SIZE, compress, uvarint
 from p2p.payload import BlockVersion, PayloadDecodeError, decode_envelope, encode_envelope
 from p2p.topics import block_topic, parse_block_topic
 from p2p.validator import GossipValidator, Result, SignerSet, Verdict
@@ -41,15 +41,6 @@ from p2p.validator import GossipValidator, Result, SignerSet, Verdict
 REASON_RE = re.compile(r"[a-z][a-z0-9_]*")
 SEEDED_ITERATIONS = 12_000
 HYPOTHESIS_EXAMPLES = 400
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _corpus() -> list[GossipMessage]:
@@ -175,7 +166,7 @@ def test_seeded_fuzz_never_raises() -> None:
 
     def huge_header(msg: GossipMessage) -> None:
         n = rng.choice([MAX_GOSSIP_SIZE + 1, 2**32 - 1, rng.randrange(MAX_GOSSIP_SIZE, 2**32)])
-        checker.run(_topic(rng, msg), _uvarint(n) + rng.randbytes(rng.randint(0, 64)))
+        checker.run(_topic(rng, msg), uvarint(n) + rng.randbytes(rng.randint(0, 64)))
 
     def corrupted_decompressed(msg: GossipMessage) -> None:
         # signature kept, signed bytes changed, not re-signed: must never be accepted

@@ -22,7 +22,7 @@ from opalloy_vectors import GOSSIP_VECTORS
 
 import p2p.validator as validator_module
 from p2p.blockbuilder import build_envelope, with_block_hash
-from p2p.encoding import MAX_GOSSIP_SIZE, compress, decompress_gossip, message_id
+from p2p.encoding import MAX_GOSSIP_SIZE, compress, decompress_gossip, message_id, uvarint
 from p2p.payload import BlockVersion, ExecutionPayloadEnvelope, Withdrawal, decode_envelope
 from p2p.signing import address_of, recover_signer, signing_hash
 from p2p.topics import RollupConfig, block_topic
@@ -39,15 +39,6 @@ ALL_VERSIONS = list(BlockVersion)
 V4 = BlockVersion.V4
 V3 = BlockVersion.V3
 VECTOR_V4 = Path(__file__).resolve().parents[2] / "vectors" / "ssz_envelope_v4.hex"
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def check(verdict: Verdict, result: Result, reason: str) -> None:
@@ -86,10 +77,10 @@ def test_valid_block_with_no_transactions() -> None:
     [
         (b"", "snappy_invalid_length"),
         (b"\xff" * 11, "snappy_invalid_length"),
-        (_uvarint(2**32) + b"\x00", "snappy_invalid_length"),
-        (_uvarint(MAX_GOSSIP_SIZE + 1) + b"\x00" * 100, "too_large"),
+        (uvarint(2**32) + b"\x00", "snappy_invalid_length"),
+        (uvarint(MAX_GOSSIP_SIZE + 1) + b"\x00" * 100, "too_large"),
         (compress(b"\x01" * 65), "too_small"),
-        (_uvarint(1000) + b"\x00\x01\x02", "snappy_decode_failed"),
+        (uvarint(1000) + b"\x00\x01\x02", "snappy_decode_failed"),
     ],
     ids=["empty", "varint-overflow", "over-u32", "zip-bomb", "65-bytes", "corrupt-body"],
 )
