@@ -10,10 +10,9 @@ Import as ``from payload_factory import make_payload`` (pytest puts this directo
 
 from __future__ import annotations
 
-import dataclasses
 import random
 
-from p2p.blockhash import compute_block_hash
+from p2p.blockbuilder import with_block_hash
 from p2p.payload import BlockVersion, ExecutionPayload, ExecutionPayloadEnvelope, Withdrawal
 
 __all__ = ["DEFAULT_TIMESTAMP", "make_payload", "make_transactions", "reseal"]
@@ -94,9 +93,5 @@ def make_payload(
     return reseal(ExecutionPayloadEnvelope(payload, parent_beacon_block_root=root), version)
 
 
-def reseal(env: ExecutionPayloadEnvelope, version: BlockVersion) -> ExecutionPayloadEnvelope:
-    """The same envelope with ``block_hash`` recomputed for ``version`` (after editing fields)."""
-    block_hash = compute_block_hash(env, version)
-    return dataclasses.replace(
-        env, execution_payload=dataclasses.replace(env.execution_payload, block_hash=block_hash)
-    )
+# The same envelope with ``block_hash`` recomputed for ``version`` (after editing fields).
+reseal = with_block_hash
