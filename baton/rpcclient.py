@@ -24,6 +24,8 @@ from typing import Any, Final, Self
 import httpx
 import trio
 
+from baton.jsonrpc import dumps
+
 __all__ = ["RpcCallFailed", "RpcClient", "RpcClientError", "RpcTransportError"]
 
 DEFAULT_MAX_RESPONSE_BYTES: Final = 128 * 1024 * 1024
@@ -176,7 +178,7 @@ class RpcClient:
 
     async def _post(self, payload: Any, *, expect_body: bool = True) -> Any:
         try:
-            body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+            body = dumps(payload)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"JSON-RPC params are not JSON-encodable: {exc}") from exc
         try:
