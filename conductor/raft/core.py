@@ -12,7 +12,7 @@ side lives in `core_leader`, shared state and Ready/advance in `core_base`."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from conductor.raft.core_leader import LeaderMixin
 from conductor.raft.membership import ChangeOp, check_configuration, quorum_size
@@ -34,11 +34,9 @@ from conductor.raft.messages import (
 from conductor.raft.progress import ProgressState
 from conductor.raft.types import (
     CantBootstrapError,
-    ConfigChangeInProgressError,
     Configuration,
     Entry,
     EntryKind,
-    NotLeaderError,
     RaftConfig,
     RestoredState,
     Role,
@@ -155,9 +153,6 @@ class RaftCore(LeaderMixin):
 
     def _change(self, op: ChangeOp, server_id: str, address: str, prev_index: int, now: float) -> int:
         self.now = now
-        self.check_can_propose(now)
-        if self.log.term_at(self.commit) != self.term:
-            raise ConfigChangeInProgressError("leader has not committed an entry in its term yet")
         return self.change_membership(op, server_id, address, prev_index, now)
 
     def transfer_leadership(self, target: str | None, now: float) -> str:
@@ -170,11 +165,7 @@ class RaftCore(LeaderMixin):
         """Linearizable read / barrier: a `ReadState(ctx, index)` appears in a later Ready
         once leadership is confirmed by a quorum and the state machine applied >= index."""
         self.now = now
-        if self.role != Role.LEADER:
-            raise NotLeaderError()
-        if self.cfg.check_quorum and not self.lease_valid(now):
-            self.become_follower(self.term, None, now)
-            raise NotLeaderError()
+        self.check_leader(now)
         self.start_read(ctx)
 
     def report_unreachable(self, peer_id: str, now: float) -> None:
@@ -304,29 +295,28 @@ class RaftCore(LeaderMixin):
         if not self.cfg.pre_vote or transfer:
             self.start_election(now, transfer)
             return
-        self.role = Role.PRE_CANDIDATE
-        self.leader_id = None
-        self.votes = {self.id: True}
-        self.reset_election_timer(now)
-        for v in self.latest_config.voters():
-            if v != self.id:
-                self.send(
-                    PreVoteRequest(self.id, v, self.term + 1, self.log.last_index(), self.log.last_term())
-                )
-        self.poll(now)
+        li, lt = self.log.last_index(), self.log.last_term()
+        self.solicit_votes(
+            Role.PRE_CANDIDATE, now, lambda v: PreVoteRequest(self.id, v, self.term + 1, li, lt)
+        )
 
     def start_election(self, now: float, transfer: bool) -> None:
         self.term += 1
         self.vote = self.id
-        self.role = Role.CANDIDATE
+        li, lt = self.log.last_index(), self.log.last_term()
+        self.solicit_votes(
+            Role.CANDIDATE, now, lambda v: VoteRequest(self.id, v, self.term, li, lt, transfer)
+        )
+
+    def solicit_votes(self, role: Role, now: float, request: Callable[[str], Message]) -> None:
+        """Become (pre-)candidate with our own vote, ask every other voter, count."""
+        self.role = role
         self.leader_id = None
         self.votes = {self.id: True}
         self.reset_election_timer(now)
         for v in self.latest_config.voters():
             if v != self.id:
-                self.send(
-                    VoteRequest(self.id, v, self.term, self.log.last_index(), self.log.last_term(), transfer)
-                )
+                self.send(request(v))
         self.poll(now)
 
     def poll(self, now: float) -> None:

@@ -117,13 +117,6 @@ class CoreBase:
     def latest_config(self) -> Configuration:
         return self.configs[-1]
 
-    @property
-    def committed_config(self) -> Configuration:
-        for c in reversed(self.configs):
-            if c.index <= self.commit:
-                return c
-        return self.configs[0]
-
     def config_at(self, index: int) -> Configuration:
         for c in reversed(self.configs):
             if c.index <= index:

@@ -5,7 +5,7 @@ and the leader-only API (propose, membership changes)."""
 
 from __future__ import annotations
 
-from conductor.raft.core_base import CoreBase, PendingRead
+from conductor.raft.core_base import NEVER, CoreBase, PendingRead
 from conductor.raft.membership import ChangeOp, next_configuration, quorum_size, quorum_value
 from conductor.raft.messages import (
     AppendEntries,
@@ -63,17 +63,11 @@ class LeaderMixin(CoreBase):
 
     def quorum_contact(self, now: float) -> float:
         """The latest time by which a quorum of voters had been heard from."""
-        times = []
-        for v in self.latest_config.voters():
-            if v == self.id:
-                times.append(now)
-            else:
-                pr = self.progress.get(v)
-                times.append(pr.last_contact if pr else float("-inf"))
-        if not times:
-            return float("-inf")
-        times.sort(reverse=True)
-        return times[quorum_size(len(times)) - 1]
+        t = quorum_value(
+            now if v == self.id else (self.progress[v].last_contact if v in self.progress else NEVER)
+            for v in self.latest_config.voters()
+        )
+        return NEVER if t is None else t
 
     def lease_valid(self, now: float) -> bool:
         if self.role != Role.LEADER:
@@ -259,12 +253,16 @@ class LeaderMixin(CoreBase):
 
     # ------------------------------------------------------------ leader API
 
-    def check_can_propose(self, now: float) -> None:
+    def check_leader(self, now: float) -> None:
+        """Raise NotLeaderError unless leading with a valid lease (stepping down if it lapsed)."""
         if self.role != Role.LEADER:
             raise NotLeaderError()
         if self.cfg.check_quorum and not self.lease_valid(now):
             self.become_follower(self.term, None, now)
             raise NotLeaderError()
+
+    def check_can_propose(self, now: float) -> None:
+        self.check_leader(now)
         if self.transfer_target is not None:
             raise LeadershipTransferInProgressError()
 
@@ -279,6 +277,8 @@ class LeaderMixin(CoreBase):
         self, op: ChangeOp, server_id: str, address: str, prev_index: int, now: float
     ) -> int:
         self.check_can_propose(now)
+        if self.log.term_at(self.commit) != self.term:
+            raise ConfigChangeInProgressError("leader has not committed an entry in its term yet")
         if self.config_change_pending():
             raise ConfigChangeInProgressError()
         latest = self.latest_config

@@ -65,9 +65,6 @@ class RaftLog:
             return None
         return self.entries[index - self.offset - 1].term
 
-    def entry(self, index: int) -> Entry:
-        return self.entries[index - self.offset - 1]
-
     def slice(
         self, lo: int, hi: int, max_count: int | None = None, max_bytes: int | None = None
     ) -> list[Entry]:

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from enum import Enum
+from typing import TypeVar
 
 from conductor.raft.types import Configuration, RaftError, Server, Suffrage
+
+_N = TypeVar("_N", int, float)
 
 
 class ChangeOp(Enum):
@@ -60,8 +63,9 @@ def quorum_size(voters: int) -> int:
     return voters // 2 + 1
 
 
-def quorum_value(values: Iterable[int]) -> int | None:
-    """The largest v such that a quorum of the values is >= v (None without values)."""
+def quorum_value(values: Iterable[_N]) -> _N | None:
+    """The largest v such that a quorum of the values is >= v (None without values): the
+    leader's commit index over match indices, its quorum contact time over contact times."""
     vs = sorted(values, reverse=True)
     if not vs:
         return None

@@ -12,7 +12,9 @@ to a `decode_*` function raises `MessageDecodeError` (a ValueError) and nothing 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from conductor.raft.types import (
     Configuration,
@@ -25,6 +27,8 @@ from conductor.raft.types import (
 )
 
 WIRE_VERSION = 1
+
+_T = TypeVar("_T")
 
 
 class MessageDecodeError(ValueError):
@@ -179,7 +183,6 @@ _U64 = struct.Struct(">Q")
 _HDR = struct.Struct(">BB")
 _ENTRY_HDR = struct.Struct(">QQBI")
 _QQ = struct.Struct(">QQ")
-_B = struct.Struct(">B")
 _BQQQ = struct.Struct(">BQQQ")
 _QQQQ = struct.Struct(">QQQQ")
 
@@ -232,12 +235,6 @@ def _snapshot_meta_parts(m: SnapshotMeta, out: list[bytes]) -> None:
     out.extend(_blob(encode_configuration(m.configuration)))
 
 
-def encode_snapshot_meta(m: SnapshotMeta) -> bytes:
-    out: list[bytes] = []
-    _snapshot_meta_parts(m, out)
-    return b"".join(out)
-
-
 def encode_message(msg: Message) -> bytes:
     tag = _TAGS.get(type(msg))
     if tag is None:
@@ -247,9 +244,9 @@ def encode_message(msg: Message) -> bytes:
         case PreVoteRequest() | VoteRequest():
             out.append(_QQ.pack(msg.last_index, msg.last_term))
             if isinstance(msg, VoteRequest):
-                out.append(_B.pack(1 if msg.transfer else 0))
+                out.append(_U8.pack(1 if msg.transfer else 0))
         case PreVoteResponse() | VoteResponse():
-            out.append(_B.pack(1 if msg.granted else 0))
+            out.append(_U8.pack(1 if msg.granted else 0))
         case AppendEntries():
             out.append(_QQQQ.pack(msg.prev_index, msg.prev_term, msg.commit, len(msg.entries)))
             for e in msg.entries:
@@ -358,38 +355,32 @@ class _Reader:
             raise MessageDecodeError(f"{len(self.buf) - self.pos} trailing bytes")
 
 
-def _whole(buf: bytes | bytearray | memoryview, fn_name: str) -> _Reader:
+def _decode_whole(buf: bytes | bytearray | memoryview, fn_name: str, read: Callable[[_Reader], _T]) -> _T:
+    """`read` one value that must span all of `buf`."""
     if not isinstance(buf, bytes | bytearray | memoryview):
         raise MessageDecodeError(f"{fn_name}: expected bytes, got {type(buf).__name__}")
     try:
-        return _Reader(buf)
+        r = _Reader(buf)
     except (TypeError, ValueError) as exc:
         raise MessageDecodeError(f"{fn_name}: {exc}") from None
+    value = read(r)
+    r.done()
+    return value
 
 
 def decode_entry(buf: bytes | bytearray | memoryview) -> Entry:
-    r = _whole(buf, "decode_entry")
-    e = r.entry()
-    r.done()
-    return e
+    return _decode_whole(buf, "decode_entry", _Reader.entry)
 
 
 def decode_configuration(buf: bytes | bytearray | memoryview) -> Configuration:
-    r = _whole(buf, "decode_configuration")
-    c = r.configuration()
-    r.done()
-    return c
-
-
-def decode_snapshot_meta(buf: bytes | bytearray | memoryview) -> SnapshotMeta:
-    r = _whole(buf, "decode_snapshot_meta")
-    m = r.snapshot_meta()
-    r.done()
-    return m
+    return _decode_whole(buf, "decode_configuration", _Reader.configuration)
 
 
 def decode_message(buf: bytes | bytearray | memoryview) -> Message:
-    r = _whole(buf, "decode_message")
+    return _decode_whole(buf, "decode_message", _read_message)
+
+
+def _read_message(r: _Reader) -> Message:
     version, tag = r.unpack(_HDR)
     if version != WIRE_VERSION:
         raise MessageDecodeError(f"unsupported wire version {version}")
@@ -432,5 +423,4 @@ def decode_message(buf: bytes | bytearray | memoryview) -> Message:
         msg = TimeoutNow(src, dst, term)
     else:
         raise MessageDecodeError(f"unknown message tag {tag}")
-    r.done()
     return msg

@@ -401,7 +401,7 @@ class RaftNode:
             sub.push(value)
 
     def _update_peers(self) -> None:
-        conf = self.core.status().configuration
+        conf = self.core.latest_config
         if conf != self._peers_conf:
             self._peers_conf = conf
             self.transport.set_peers({s.id: s.address for s in conf.servers})
@@ -419,7 +419,7 @@ class RaftNode:
         async with self._lock:
             core = self.core
             index = fn(self._clock())
-            w = _Waiter(term=core.status().term)
+            w = _Waiter(term=core.term)
             self._proposals[index] = w
         self._wake.set()
         return w

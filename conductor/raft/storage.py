@@ -69,15 +69,6 @@ DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 _U32 = struct.Struct(">I")
 
 
-def record_header(payload: bytes) -> bytes:
-    head = struct.pack(">III", RECORD_MAGIC, len(payload), zlib.crc32(payload))
-    return head + _U32.pack(zlib.crc32(head))
-
-
-def encode_record(payload: bytes) -> bytes:
-    return record_header(payload) + payload
-
-
 def _writev_all(fd: int, bufs: list[bytes]) -> None:
     """Write all buffers with as few syscalls as possible and no concatenation copies."""
     iov_max = 512

@@ -173,7 +173,6 @@ class _Peer:
         self.limit = limit
         self.wakeup = trio.Event()
         self.cancel = trio.CancelScope()
-        self.connected = False
 
 
 class RaftTransport:
@@ -402,20 +401,15 @@ class RaftTransport:
                     backoff = min(backoff * 2, self.cfg.backoff_max)
                     continue
                 backoff = self.cfg.backoff_min
-                peer.connected = True
                 lg.debug("raft transport: connected", addr=addr)
                 try:
                     async with stream:
                         await self._run_connection(peer, stream)
                     lg.info("raft transport: connection closed by peer", addr=addr)
-                    self._report(peer.id)
-                    redial = True
                 except (OSError, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
                     lg.info("raft transport: connection lost", addr=addr, error=str(e) or type(e).__name__)
-                    self._report(peer.id)
-                    redial = True
-                finally:
-                    peer.connected = False
+                self._report(peer.id)
+                redial = True
 
     async def _run_connection(self, peer: _Peer, stream: trio.SocketStream) -> None:
         """Pump messages until an error, or until the peer closes the connection: the accepting

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -254,13 +254,7 @@ async def test_restart_from_disk_catches_up(tmp_path: Path) -> None:
 
 
 async def test_snapshot_compaction_and_install_snapshot(tmp_path: Path) -> None:
-    cfg = RaftConfig(
-        heartbeat_interval=0.05,
-        election_timeout=0.3,
-        lease_timeout=0.15,
-        snapshot_threshold=8,
-        trailing_logs=2,
-    )
+    cfg = replace(FAST, snapshot_threshold=8, trailing_logs=2)
     with trio.fail_after(40):
         async with cluster(tmp_path, cfg=cfg) as c:
             leader = await c.leader()
@@ -286,7 +280,7 @@ async def test_snapshot_compaction_and_install_snapshot(tmp_path: Path) -> None:
 
 async def test_empty_state_machine_snapshot_restart(tmp_path: Path) -> None:
     # only Raft-internal entries (no FSM data): the snapshot data is b"" and is valid
-    cfg = RaftConfig(heartbeat_interval=0.05, election_timeout=0.3, lease_timeout=0.15, snapshot_threshold=1)
+    cfg = replace(FAST, snapshot_threshold=1)
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             c = Cluster(nursery, tmp_path, cfg)
