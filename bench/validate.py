@@ -40,6 +40,7 @@ from p2p.encoding import compress, decompress_gossip
 from p2p.payload import BlockVersion, decode_envelope, encode_envelope
 from p2p.signing import (
     address_of,
+    encode_gossip,
     keccak256,
     recover_signer,
     signed_message,
@@ -149,7 +150,7 @@ def bench_bad_signatures(count: int) -> dict[str, float | int]:
     messages = []
     for i in range(count):
         env = build_envelope(version, number=i, timestamp=NOW, n_txs=2, tx_size=300, seed=i)
-        messages.append(compress(signed_message(STRANGER_KEY, CHAIN_ID, encode_envelope(env, version))))
+        messages.append(encode_gossip(env, version, STRANGER_KEY, CHAIN_ID))
     validator = GossipValidator(CHAIN_ID, SignerSet(signer))
     assert validator.validate(topic, messages[0], NOW).reason == "wrong_signer"
     gc.collect()

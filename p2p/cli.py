@@ -32,15 +32,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from p2p.encoding import compress, message_id
-from p2p.payload import BlockVersion, encode_envelope, envelope_from_json, version_for_envelope
+from p2p.encoding import message_id
+from p2p.payload import BlockVersion, envelope_from_json, version_for_envelope
 from p2p.signing import (
     InvalidKeyError,
     address_of,
+    encode_gossip,
     generate_private_key,
     load_private_key,
     parse_address,
-    signed_message,
 )
 from p2p.topics import RollupConfig, RollupConfigError, block_topic
 from p2p.validator import DEFAULT_TIMESTAMP_THRESHOLD, GossipValidator, SignerSet
@@ -192,13 +192,7 @@ def _build_validator(args: argparse.Namespace) -> GossipValidator:
     if args.prev_signer_deadline is not None and previous is None:
         raise UsageError("--prev-signer-deadline needs --prev-signer")
     signers = SignerSet(signer, previous=previous, previous_deadline=args.prev_signer_deadline)
-    return GossipValidator(
-        chain_id,
-        signers,
-        rollup,
-        jovian_time=rollup.jovian_time if rollup is not None else None,
-        timestamp_threshold=args.timestamp_threshold,
-    )
+    return GossipValidator(chain_id, signers, rollup, timestamp_threshold=args.timestamp_threshold)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -233,8 +227,7 @@ def encode_envelope_json(
     implied = version_for_envelope(envelope)
     if implied != version:
         warning = f"envelope fields look like {implied.name} but encoding for the {version.name} topic"
-    raw = signed_message(key, chain_id, encode_envelope(envelope, version))
-    data = compress(raw)
+    data = encode_gossip(envelope, version, key, chain_id)
     topic = block_topic(chain_id, version)
     record = {
         "topic": topic,

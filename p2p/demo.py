@@ -17,7 +17,7 @@ from typing import TextIO
 from p2p.blockbuilder import DEFAULT_TIMESTAMP, build_envelope
 from p2p.encoding import MAX_GOSSIP_SIZE, compress, message_id, uvarint
 from p2p.payload import BlockVersion, ExecutionPayloadEnvelope, encode_envelope
-from p2p.signing import address_of, generate_private_key, signed_message
+from p2p.signing import address_of, encode_gossip, generate_private_key
 from p2p.topics import block_topic
 from p2p.validator import GossipValidator, Result, SignerSet, Verdict
 
@@ -44,7 +44,7 @@ def _message(
     key: bytes,
     topic_version: BlockVersion | None = None,
 ) -> tuple[str, bytes]:
-    data = compress(signed_message(key, CHAIN_ID, encode_envelope(env, version)))
+    data = encode_gossip(env, version, key, CHAIN_ID)
     return block_topic(CHAIN_ID, topic_version if topic_version is not None else version), data
 
 
@@ -69,9 +69,7 @@ def build_cases(sequencer_key: bytes, stranger_key: bytes) -> list[DemoCase]:
     other = build_envelope(BlockVersion.V4, number=200, timestamp=NOW, seed=2)
     add("signed by a stranger", _message(other, BlockVersion.V4, stranger_key), Result.REJECT, "wrong_signer")
     topic, data = _message(other, BlockVersion.V4, sequencer_key)
-    zeroed = compress(
-        bytes(65) + signed_message(sequencer_key, CHAIN_ID, encode_envelope(other, BlockVersion.V4))[65:]
-    )
+    zeroed = compress(bytes(65) + encode_envelope(other, BlockVersion.V4))
     add("all-zero signature", (topic, zeroed), Result.REJECT, "bad_signature")
 
     stale = build_envelope(BlockVersion.V4, number=201, timestamp=NOW - 120, seed=3)

@@ -106,16 +106,20 @@ class SnappyMessage:
 
     def gossip_payload(self) -> bytes:
         """Return the decompressed message if it passes op-node's steps 1–4, else raise SnappyError."""
-        length = self.decoded_length
-        if length is None:
-            raise SnappyError("snappy_invalid_length", "corrupt snappy length header")
-        if length > MAX_GOSSIP_SIZE:
-            raise SnappyError("too_large", f"decoded length {length} > {MAX_GOSSIP_SIZE}")
-        if length < MIN_GOSSIP_SIZE:
-            raise SnappyError("too_small", f"decoded length {length} < {MIN_GOSSIP_SIZE}")
+        _check_gossip_length(self.decoded_length)
         if self.decompressed is None:
             raise SnappyError("snappy_decode_failed", "snappy body does not decode")
         return self.decompressed
+
+
+def _check_gossip_length(length: int | None) -> None:
+    """Steps 1–3: raise SnappyError unless the header is valid and announces 66 B … 10 MiB."""
+    if length is None:
+        raise SnappyError("snappy_invalid_length", "corrupt snappy length header")
+    if length > MAX_GOSSIP_SIZE:
+        raise SnappyError("too_large", f"decoded length {length} > {MAX_GOSSIP_SIZE}")
+    if length < MIN_GOSSIP_SIZE:
+        raise SnappyError("too_small", f"decoded length {length} < {MIN_GOSSIP_SIZE}")
 
 
 def inspect(data: bytes) -> SnappyMessage:
@@ -133,13 +137,7 @@ def decompress_gossip(data: bytes) -> bytes:
     Raises SnappyError with reason ``snappy_invalid_length``, ``too_large``, ``too_small`` or
     ``snappy_decode_failed``. Nothing is decompressed unless the announced length is in bounds.
     """
-    length = decoded_len(data)
-    if length is None:
-        raise SnappyError("snappy_invalid_length", "corrupt snappy length header")
-    if length > MAX_GOSSIP_SIZE:
-        raise SnappyError("too_large", f"decoded length {length} > {MAX_GOSSIP_SIZE}")
-    if length < MIN_GOSSIP_SIZE:
-        raise SnappyError("too_small", f"decoded length {length} < {MIN_GOSSIP_SIZE}")
+    _check_gossip_length(decoded_len(data))
     out = _decompress(data)
     if out is None:
         raise SnappyError("snappy_decode_failed", "snappy body does not decode")
@@ -158,17 +156,15 @@ def message_id_from_parts(topic: str, raw: bytes, decompressed: bytes | None) ->
     announces ≤ 10 MiB and the body decodes; None otherwise.
     """
     topic_bytes = topic.encode("utf-8")
-    h = hashlib.sha256()
     if decompressed is None:
-        h.update(MESSAGE_DOMAIN_INVALID_SNAPPY)
-        h.update(_pack_u64le(len(topic_bytes)))
-        h.update(topic_bytes)
-        h.update(raw)
+        h = hashlib.sha256(MESSAGE_DOMAIN_INVALID_SNAPPY)
+        body = raw
     else:
-        h.update(MESSAGE_DOMAIN_VALID_SNAPPY)
-        h.update(_pack_u64le(len(topic_bytes)))
-        h.update(topic_bytes)
-        h.update(decompressed)
+        h = hashlib.sha256(MESSAGE_DOMAIN_VALID_SNAPPY)
+        body = decompressed
+    h.update(_pack_u64le(len(topic_bytes)))
+    h.update(topic_bytes)
+    h.update(body)
     return h.digest()[:20]
 
 

@@ -29,6 +29,7 @@ import cramjam
 import trio
 
 from baton.log import get_logger
+from p2p.encoding import decoded_len
 from p2p.payload import (
     BlockVersion,
     ExecutionPayloadEnvelope,
@@ -183,18 +184,6 @@ def encode_success(envelope: ExecutionPayloadEnvelope, version: BlockVersion) ->
     return bytes([RESULT_SUCCESS]) + _U32.pack(code) + bytes(cramjam.snappy.compress(body))
 
 
-def _uvarint(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
-    value = shift = 0
-    while pos < end and shift < 64:
-        b = data[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
-    raise ValueError("bad uvarint")
-
-
 def framed_decoded_length(data: bytes) -> int:
     """Decoded size of a snappy framed stream, read from chunk headers without decompressing
     (bounds the output before cramjam allocates it). ValueError on a malformed frame layout."""
@@ -209,7 +198,9 @@ def framed_decoded_length(data: bytes) -> int:
         if end > n:
             raise ValueError("truncated snappy frame")
         if kind == 0x00:  # compressed: crc32c[4] ‖ raw snappy block (uvarint decoded length first)
-            decoded, _ = _uvarint(data, start + 4, end)
+            decoded = decoded_len(memoryview(data)[start + 4 : end])
+            if decoded is None:
+                raise ValueError("bad uvarint")
             total += decoded
         elif kind == 0x01:  # uncompressed: crc32c[4] ‖ data
             total += max(0, length - 4)

@@ -24,7 +24,7 @@ from coincurve import PrivateKey, PublicKey
 
 from p2p.encoding import compress
 from p2p.payload import BlockVersion, ExecutionPayloadEnvelope, encode_envelope
-from p2p.trie import keccak256 as _keccak256
+from p2p.trie import keccak256
 
 __all__ = [
     "SIGNATURE_LENGTH",
@@ -53,11 +53,6 @@ _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD036414
 
 class InvalidKeyError(ValueError):
     """A private key or address could not be parsed."""
-
-
-def keccak256(data: bytes | bytearray | memoryview) -> bytes:
-    """Return the Keccak-256 digest of ``data`` (Ethereum's hash, not SHA3-256)."""
-    return _keccak256(data)  # type: ignore[arg-type]  # accepts any contiguous buffer
 
 
 def payload_hash(signed_bytes: bytes | bytearray | memoryview) -> bytes:
@@ -216,9 +211,12 @@ def parse_address(text: str) -> bytes:
     if len(body) != 40:
         raise InvalidKeyError(f"address must be 20 bytes of hex, got {text!r}")
     try:
-        return bytes.fromhex(body)
+        address = bytes.fromhex(body)
     except ValueError:
         raise InvalidKeyError(f"address is not valid hex: {text!r}")
+    if len(address) != 20:  # bytes.fromhex skips embedded whitespace
+        raise InvalidKeyError(f"address is not valid hex: {text!r}")
+    return address
 
 
 def signed_message(priv_key: bytes, chain_id: int, signed_bytes: bytes) -> bytes:

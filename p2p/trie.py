@@ -41,7 +41,10 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 
-def _make_fast_keccak() -> Callable[[bytes], bytes] | None:
+_Buffer = bytes | bytearray | memoryview
+
+
+def _make_fast_keccak() -> Callable[[_Buffer], bytes] | None:
     """A keccak256 calling pycryptodome's C core through cffi directly (~3x less call overhead
     than ``Crypto.Hash.keccak.new(...).digest()``); one reusable state per thread.
 
@@ -69,7 +72,7 @@ def _make_fast_keccak() -> Callable[[bytes], bytes] | None:
 
     local = _State()
 
-    def keccak256(data: bytes) -> bytes:
+    def keccak256(data: _Buffer) -> bytes:
         st = local.state
         reset(st)
         if type(data) is bytes:
@@ -89,11 +92,11 @@ def _make_fast_keccak() -> Callable[[bytes], bytes] | None:
 _fast_keccak = _make_fast_keccak()
 
 
-def _slow_keccak(data: bytes) -> bytes:  # pragma: no cover - fallback only
+def _slow_keccak(data: _Buffer) -> bytes:  # pragma: no cover - fallback only
     return bytes(_eth_hash_keccak(bytes(data)))
 
 
-keccak256: Callable[[bytes], bytes] = _fast_keccak if _fast_keccak is not None else _slow_keccak
+keccak256: Callable[[_Buffer], bytes] = _fast_keccak if _fast_keccak is not None else _slow_keccak
 """keccak256(data) -> 32-byte digest. Accepts bytes (fastest) or any contiguous buffer."""
 
 

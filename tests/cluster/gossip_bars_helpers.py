@@ -8,7 +8,6 @@ that its own validator would refuse.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ import httpx
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from p2p.blockbuilder import build_envelope
 from p2p.config import GossipConfig
 from p2p.encoding import compress, decompress_gossip, message_id
 from p2p.keys import generate_secret, keypair_from_secret
@@ -26,7 +24,7 @@ from p2p.payload import BlockVersion, ExecutionPayloadEnvelope
 from p2p.signing import encode_gossip
 from p2p.topics import block_topic
 
-from .gossip_helpers import CHAIN_ID, SEQ_KEY_HEX, NodeProc, start_node, wait_for
+from .gossip_helpers import CHAIN_ID, SEQ_KEY_HEX, NodeProc, make_block, start_node, wait_for
 
 __all__ = [
     "OTHER_KEY",
@@ -92,9 +90,7 @@ def make_injector() -> GossipNode:
 
 
 def block(number: int, *, seed: int = 0) -> ExecutionPayloadEnvelope:
-    return build_envelope(
-        BlockVersion.V4, number=number, timestamp=int(time.time()), chain_id=CHAIN_ID, n_txs=2, seed=seed
-    )
+    return make_block(number, tx_size=500, seed=seed)
 
 
 def signed(envelope: ExecutionPayloadEnvelope, key: bytes = SEQ_KEY) -> bytes:

@@ -113,7 +113,6 @@ async def test_signer_read_from_l1_and_rotated_with_grace(tmp_path: Path) -> Non
                 except trio.TooSlowError:
                     raise AssertionError(f"B counted {await v4()}, expected {expected}") from None
 
-
             async def send(data: bytes) -> None:
                 await inj.publish_unchecked(rpc_pb2.Message(data=data, topicIDs=[V4_TOPIC]))
 

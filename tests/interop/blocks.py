@@ -14,7 +14,7 @@ from typing import Any
 from p2p.blockbuilder import build_envelope
 from p2p.encoding import compress, message_id
 from p2p.payload import BlockVersion, ExecutionPayloadEnvelope, encode_envelope, envelope_to_json
-from p2p.signing import address_of, sign
+from p2p.signing import address_of, signed_message
 from p2p.topics import block_topic
 
 __all__ = ["CHAIN_ID", "OTHER_KEY", "SEQUENCER_KEY", "Block", "make_block", "resign", "signer_hex"]
@@ -79,11 +79,11 @@ def make_block(
         chain_id=chain_id,
     )
     signed_bytes = encode_envelope(envelope, version)
-    data = compress(sign(key, chain_id, signed_bytes) + signed_bytes)
+    data = compress(signed_message(key, chain_id, signed_bytes))
     return Block(block_topic(chain_id, version), data, signed_bytes, envelope, version, chain_id)
 
 
 def resign(block: Block, key: bytes) -> Block:
     """The same block signed by another ``key`` (a different message id; invalid for the real signer)."""
-    data = compress(sign(key, block.chain_id, block.signed_bytes) + block.signed_bytes)
+    data = compress(signed_message(key, block.chain_id, block.signed_bytes))
     return Block(block.topic, data, block.signed_bytes, block.envelope, block.version, block.chain_id)

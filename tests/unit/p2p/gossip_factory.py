@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from p2p.blockbuilder import DEFAULT_TIMESTAMP, build_envelope
 from p2p.encoding import compress
 from p2p.payload import BlockVersion, ExecutionPayloadEnvelope, encode_envelope
-from p2p.signing import address_of, sign, sign_digest, signing_hash
+from p2p.signing import address_of, sign
 from p2p.topics import block_topic
 from p2p.validator import GossipValidator, SignerSet
 
@@ -114,11 +114,6 @@ def make_gossip(
         **build_kwargs,  # type: ignore[arg-type]
     )
     return message_from_envelope(envelope, version, key=key, chain_id=chain_id)
-
-
-def resign_digest(key: bytes, chain_id: int, signed_bytes: bytes) -> bytes:
-    """The signature ``key`` makes over ``signed_bytes`` (exposed for signature-matrix tests)."""
-    return sign_digest(key, signing_hash(chain_id, signed_bytes))
 
 
 def make_validator(

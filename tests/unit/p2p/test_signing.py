@@ -176,6 +176,8 @@ def test_generate_private_key_is_usable() -> None:
 def test_parse_address() -> None:
     assert parse_address("0x" + ADDRESS.hex()) == ADDRESS
     assert parse_address(ADDRESS.hex().upper()) == ADDRESS
-    for bad in ("0x12", "0x" + "zz" * 20):
+    # 40 characters with embedded spaces: bytes.fromhex would skip them and yield 19 bytes
+    spaced = "0x" + ADDRESS.hex()[:18] + "  " + ADDRESS.hex()[20:]
+    for bad in ("0x12", "0x" + "zz" * 20, spaced):
         with pytest.raises(InvalidKeyError):
             parse_address(bad)
