@@ -20,7 +20,7 @@ from baton.log import get_logger
 
 if TYPE_CHECKING:
     # mypy does not see trio's re-export of TaskStatus
-    from trio._core._run import TaskStatus
+    from trio_typing import TaskStatus
 
 __all__ = ["DEFAULT_BAN_DURATION", "DEFAULT_BAN_THRESHOLD", "BanDecision", "BanMonitor", "run_ban_monitor"]
 

@@ -52,7 +52,7 @@ from p2p.topics import all_block_topics, block_topic, parse_block_topic
 from p2p.validator import GossipValidator, Result, SignerSet, Verdict
 
 if TYPE_CHECKING:
-    from trio._core._run import TaskStatus
+    from trio_typing import TaskStatus
 
 __all__ = ["AcceptedBlock", "EquivocationDetector", "GossipNode", "PublishError"]
 
@@ -259,8 +259,7 @@ class GossipNode:
         self.static_peers = StaticPeerDialer(
             self.host, list(self.config.static_peers), self._gater, clock=self.clock
         )
-        dialer_run: Any = self.static_peers.run  # TaskStatus annotation trips mypy's nursery.start
-        await nursery.start(dialer_run)
+        await nursery.start(self.static_peers.run)
         if self.config.ban_peers:
             monitor = BanMonitor(self.config.ban_threshold, self.config.ban_duration)
             await nursery.start(

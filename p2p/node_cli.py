@@ -280,8 +280,7 @@ async def _serve(cfg: GossipConfig, opts: RunOptions, key_pair: Any) -> None:
             server.mount_healthz(f"op-baton/{__version__}")
             if opts.metrics:
                 server.mount_metrics(node.metrics.registry)
-            serve: Any = server.serve  # its TaskStatus annotation trips mypy's nursery.start overloads
-            rpc_host, rpc_port = await nursery.start(serve, opts.rpc_addr, opts.rpc_port)
+            rpc_host, rpc_port = await nursery.start(server.serve, opts.rpc_addr, opts.rpc_port)
             shown_host = "127.0.0.1" if rpc_host in ("0.0.0.0", "::") else rpc_host
             ready = {
                 "event": "ready",

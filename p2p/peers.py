@@ -36,7 +36,7 @@ from p2p.notifee import NullNotifee
 
 if TYPE_CHECKING:
     # mypy does not see trio's re-export of TaskStatus
-    from trio._core._run import TaskStatus
+    from trio_typing import TaskStatus
 
 __all__ = [
     "API_PROTECTED_TAG",

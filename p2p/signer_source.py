@@ -24,7 +24,7 @@ from p2p.validator import SignerSet
 
 if TYPE_CHECKING:
     # mypy does not see trio's re-export of TaskStatus
-    from trio._core._run import TaskStatus
+    from trio_typing import TaskStatus
 
 __all__ = [
     "DEFAULT_RELOAD_INTERVAL",

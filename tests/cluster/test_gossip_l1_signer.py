@@ -8,7 +8,6 @@ verifies; after that, the old signer is refused.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -91,8 +90,7 @@ async def test_signer_read_from_l1_and_rotated_with_grace(tmp_path: Path) -> Non
     server.mount_jsonrpc(dispatcher)
     with trio.fail_after(45):
         async with trio.open_nursery() as nursery:
-            serve: Any = server.serve
-            _host, l1_port = await nursery.start(functools.partial(serve, "127.0.0.1", 0))
+            _host, l1_port = await nursery.start(server.serve, "127.0.0.1", 0)
             b = await _start_l1_node(nursery, tmp_path, f"http://127.0.0.1:{l1_port}")
             inj = make_injector()
             await nursery.start(inj.run)
